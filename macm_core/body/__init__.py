@@ -1,0 +1,1 @@
+"""SMPL-format bodies: the 24-joint kinematic tree, forward kinematics, joint limits."""

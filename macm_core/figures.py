@@ -1,0 +1,63 @@
+"""Plotly figures for the book: shown offline as HTML, exported as static PNG and SVG.
+
+The HTML output of a figure carries no plotly.js (the book ships it once as a static
+file, see ``_config.yml``) and a div id derived from the figure's name, so executed
+notebooks are reproducible byte for byte and nbval can compare them.  ``export`` writes
+the static copies with kaleido, which drives Debian's chromium.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+
+
+def plotly_js_path() -> Path:
+    """plotly.min.js as shipped inside the installed plotly package."""
+    import plotly
+
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: reinstall plotly (make install)")
+    return path
+
+
+def figure_html(fig: go.Figure, name: str) -> str:
+    """The figure as an HTML fragment without plotly.js, with a stable div id."""
+    return fig.to_html(include_plotlyjs=False, full_html=False, div_id=f"fig-{name}",
+                       config={"displaylogo": False, "responsive": True})
+
+
+def show(fig: go.Figure, name: str) -> None:
+    """Display a figure in a notebook as offline HTML (what the book renders)."""
+    from IPython.display import HTML, display
+
+    display(HTML(figure_html(fig, name)))
+
+
+def _find_chromium() -> str:
+    for candidate in (os.environ.get("BROWSER_PATH"), *CHROMIUM_CANDIDATES, shutil.which("chromium")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise RuntimeError(
+        "static figure export needs a Chromium browser and none was found: "
+        "install Debian's package (apt-get install -y chromium) or set BROWSER_PATH"
+    )
+
+
+def export(fig: go.Figure, name: str, out_dir: str | os.PathLike, *,
+           width: int = 900, height: int = 500) -> list[Path]:
+    """Write ``<out_dir>/<name>.png`` and ``.svg`` with kaleido; return their paths."""
+    os.environ.setdefault("BROWSER_PATH", _find_chromium())
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.svg"]
+    for path in paths:
+        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+        fig.write_image(tmp, format=path.suffix[1:], width=width, height=height)
+        os.replace(tmp, path)
+    return paths

@@ -1,0 +1,62 @@
+import pytest
+
+from macm_core.config import ConfigError, Profile, available_profiles, load_profile
+from macm_core.cli import main
+
+
+@pytest.mark.parametrize("name", ["smoke", "cpu", "cpu-pretrained", "gpu"])
+def test_every_profile_loads_into_typed_objects(name):
+    profile = load_profile(name)
+    assert isinstance(profile, Profile) and profile.name == name
+    assert isinstance(profile.data.fps, float) and isinstance(profile.data.num_train, int)
+
+
+def test_profiles_are_listed():
+    assert {"smoke", "cpu", "cpu-pretrained", "gpu"} <= set(available_profiles())
+
+
+def _write(tmp_path, text):
+    base = (load_profile("smoke").source)
+    path = tmp_path / "p.yaml"
+    path.write_text(open(base).read() + text)
+    return path
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(open(load_profile("smoke").source).read().replace("num_train:", "num_trian:"))
+    with pytest.raises(ConfigError) as err:
+        load_profile(path)
+    message = str(err.value)
+    assert str(path) in message and "'data.num_trian'" in message and "\n" not in message
+
+
+def test_wrong_type_names_file_key_and_type(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(open(load_profile("smoke").source).read().replace("num_test: 12", "num_test: twelve"))
+    with pytest.raises(ConfigError, match=r"p\.yaml: key 'data\.num_test' must be of type int, got str 'twelve'"):
+        load_profile(path)
+
+
+def test_bool_is_not_an_int(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(open(load_profile("smoke").source).read().replace("seed: 0", "seed: true"))
+    with pytest.raises(ConfigError, match="'seed' must be of type int"):
+        load_profile(path)
+
+
+def test_missing_key_and_unknown_profile(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(open(load_profile("smoke").source).read().replace("threads: 1\n", ""))
+    with pytest.raises(ConfigError, match="missing key 'threads'"):
+        load_profile(path)
+    with pytest.raises(ConfigError, match="unknown profile 'cpuu': choose one of"):
+        load_profile("cpuu")
+
+
+def test_cli_reports_a_bad_profile_in_one_line(tmp_path, capsys):
+    path = tmp_path / "p.yaml"
+    path.write_text(open(load_profile("smoke").source).read().replace("fps: 8", "fsp: 8"))
+    assert main(["reproduce", "--profile", str(path), "--no-book"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("macm: error: ") and "'data.fsp'" in err and "\n" not in err
