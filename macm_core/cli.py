@@ -41,6 +41,24 @@ def cmd_data_fetch(args: argparse.Namespace) -> None:
         print(f"{name}: {path}")
 
 
+def cmd_data_build(args: argparse.Namespace) -> None:
+    from .data.benchmark import build_benchmark
+
+    profile = load_profile(args.profile)
+    set_determinism(profile.seed, threads=profile.threads)
+    folder = build_benchmark(profile, force=args.force)
+    print(folder)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    if args.what == "pipeline":
+        from .bench.pipeline import bench_pipeline
+
+        bench_pipeline(args.profile, clips=args.clips, threads=args.threads)
+    else:
+        raise UserError(f"macm bench {args.what} is not built yet; available: pipeline")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="macm", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("names", nargs="*", help="assets to fetch (default: all)")
     fetch.add_argument("--force", action="store_true", help="download again even if cached")
     fetch.set_defaults(func=cmd_data_fetch)
+    build = data_commands.add_parser("build", help="build the HMI-Synth benchmark of a profile")
+    build.add_argument("--profile", default="cpu", help="profile name or YAML path (default: cpu)")
+    build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    build.set_defaults(func=cmd_data_build)
+
+    bench = commands.add_parser("bench", help="benchmarks: JSON lines on stdout, then a summary")
+    bench.add_argument("what", choices=["pipeline", "latency", "train"])
+    bench.add_argument("--profile", default="cpu", help="profile name or YAML path (default: cpu)")
+    bench.add_argument("--clips", type=int, default=24, help="clips to time (default: 24)")
+    bench.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

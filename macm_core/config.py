@@ -34,6 +34,8 @@ class DataConfig:
     num_frames: int
     fps: float
     image_size: int
+    # (part, action) pairs kept out of training, for the held-out-composition test split
+    held_out_pairs: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)

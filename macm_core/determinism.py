@@ -5,8 +5,10 @@ first, so that a profile and a seed are all it takes to reproduce a number.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from typing import Iterator
 
 import numpy as np
 
@@ -24,3 +26,20 @@ def set_determinism(seed: int, *, threads: int | None = None) -> None:
             raise ValueError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run a block with ``threads`` torch intra-op threads, then restore the old count.
+
+    Loops over many small tensors (one clip at a time) are fastest on one thread: more
+    threads only add synchronisation, and on a busy machine they wait for each other.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

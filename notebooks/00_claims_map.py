@@ -65,8 +65,8 @@ fig_table1 = px.bar(
     color_discrete_sequence=px.colors.qualitative.Safe + px.colors.qualitative.Pastel,
 )
 fig_table1.update_layout(legend_title_text="model", yaxis_title="score (fraction)")
-figures.show(fig_table1, "paper-table1")
 figures.export(fig_table1, "paper_table1", figures_dir)
+figures.show(fig_table1, "paper-table1")
 
 # %% [markdown]
 # M-ACM leads every column by a wide margin; its largest relative lead is on the
@@ -95,8 +95,8 @@ fig_table2 = go.Figure(go.Heatmap(
 ))
 fig_table2.update_layout(title="The paper's Table 2 (HMI-Bench, published numbers, not ours)",
                          yaxis={"autorange": "reversed"})
-figures.show(fig_table2, "paper-table2")
 figures.export(fig_table2, "paper_table2", figures_dir, height=550)
+figures.show(fig_table2, "paper-table2")
 
 # %%
 ablation = claims.paper_ablation()
@@ -106,8 +106,8 @@ for dimension in claims.DIMENSIONS + ["Overall"]:
                                       mode="lines+markers", name=dimension))
 fig_ablation.update_layout(title="The paper's ablation (HMI-Bench, published numbers, not ours)",
                            xaxis_title="cumulative step", yaxis_title="score")
-figures.show(fig_ablation, "paper-ablation")
 figures.export(fig_ablation, "paper_ablation", figures_dir)
+figures.show(fig_ablation, "paper-ablation")
 
 # %% [markdown]
 # ## Inconsistencies in the published tables

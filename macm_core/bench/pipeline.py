@@ -1,0 +1,86 @@
+"""``macm bench pipeline``: throughput of the data pipeline, stage by stage.
+
+Each stage is timed over the same clips in one run (warm-up excluded), on a fixed
+number of torch threads; the result is printed as one JSON object per stage and a
+summary line with the headline rate: frames per second of generation + rendering.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..body.smpl import ProceduralSMPL
+from ..config import load_profile
+from ..data.motion import generate_motion
+from ..data.synth_clip import make_clip, render_clip
+from ..determinism import set_determinism
+from ..pipeline.sampling import pose_aware_keyframes, uniform_keyframes
+
+
+def _timed(fn: Callable[[int], object], seeds: list[int]) -> tuple[float, list]:
+    fn(seeds[0])  # warm-up, not timed
+    results, start = [], time.perf_counter()
+    for seed in seeds:
+        results.append(fn(seed))
+    return time.perf_counter() - start, results
+
+
+def bench_pipeline(profile: str = "cpu", *, clips: int = 24, threads: int = 1,
+                   keyframes: int = 8, emit: Callable[[str], None] = print) -> dict:
+    config = load_profile(profile)
+    set_determinism(config.seed, threads=threads)
+    data = config.data
+    body = ProceduralSMPL()
+    seeds = list(range(10_000, 10_000 + clips))
+    frames = clips * data.num_frames
+    rows = []
+
+    def record(stage: str, seconds: float, **extra) -> None:
+        row = {"bench": "pipeline", "profile": config.name, "stage": stage, "clips": clips,
+               "frames": frames, "seconds": round(seconds, 4),
+               "frames_per_s": round(frames / seconds, 1), "threads": threads,
+               "image_size": data.image_size, **extra}
+        rows.append(row)
+        emit(json.dumps(row))
+
+    t_motion, _ = _timed(lambda s: generate_motion(seed=s, num_frames=data.num_frames, fps=data.fps), seeds)
+    record("motion generation", t_motion)
+    t_clip, synth = _timed(lambda s: make_clip(s, num_frames=data.num_frames, fps=data.fps,
+                                               image_size=data.image_size, body=body), seeds)
+    record("motion + forward kinematics + camera", t_clip)
+
+    def render(clip, occlusion=0.0):
+        return render_clip(seed=clip.seed, joints=clip.joints, radii=clip.radii, camera=clip.camera,
+                           ball_centres=clip.ball_centres, occlusion=occlusion)
+
+    by_seed = {c.seed: c for c in synth}
+    t_render, rendered = _timed(lambda s: render(by_seed[s]), seeds)
+    record("render frames + motion view", t_render)
+    t_occluded, _ = _timed(lambda s: render(by_seed[s], occlusion=0.5), seeds)
+    record("render + occlusion (severity 0.5)", t_occluded)
+
+    tracks = {c.seed: r.joints_2d.numpy() for c, r in zip(synth, rendered)}
+    t_pose_aware, _ = _timed(lambda s: pose_aware_keyframes(tracks[s], keyframes), seeds)
+    record("pose-aware keyframes", t_pose_aware, keyframes=keyframes)
+    t_uniform, _ = _timed(lambda s: uniform_keyframes(data.num_frames, keyframes), seeds)
+    record("uniform keyframes", t_uniform, keyframes=keyframes)
+
+    total = t_clip + t_render
+    per_clip = t_clip / clips
+    sizes = data.num_train + data.num_val + data.num_test + data.num_heldout
+    summary = {
+        "generation_render_frames_per_s": round(frames / total, 1),
+        "render_frames_per_s": round(frames / t_render, 1),
+        "dataset_clips": sizes,
+        "dataset_build_estimate_s": round(per_clip * sizes, 1),
+    }
+    emit(f"pipeline ({config.name}, {threads} thread{'s' * (threads > 1)}, "
+         f"{data.image_size}x{data.image_size}): generation + rendering "
+         f"{summary['generation_render_frames_per_s']:.0f} frames/s "
+         f"(rendering alone {summary['render_frames_per_s']:.0f} frames/s); "
+         f"labels + motion of all {sizes} clips ~{summary['dataset_build_estimate_s']:.0f} s")
+    return {"rows": rows, "summary": summary}
