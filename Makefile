@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # the installed state is keyed by the lock file and the project metadata
 INSTALLED := $(VENV)/.installed-$(shell cat requirements/lock.txt pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: all install fetch book test nbval-refs clean
+.PHONY: all install fetch book test nbval-refs clean mmpose
 
 all: book
 
@@ -45,3 +45,18 @@ nbval-refs: fetch
 
 clean:
 	rm -rf _build book/executed book/_static/plotly.min.js
+
+# Optional: ViTPose / DWPose through mmpose on this CPU machine (about 20 min: mmcv's ops
+# are compiled from source).  GPU nodes install the CUDA builds with `mim` instead.
+mmpose: install
+	$(BIN)/python -m pip install --quiet "setuptools<81" wheel ninja "numpy<2.4" \
+		json_tricks munkres opencv-python-headless pillow mmengine
+	MMCV_WITH_OPS=1 $(BIN)/python -m pip install --no-build-isolation "mmcv==2.1.0"
+	$(BIN)/python -m pip install --quiet --no-build-isolation xtcocotools
+	$(BIN)/python -m pip install --quiet --no-deps "mmdet==3.3.0" "mmpose==1.3.2"
+	# mmpose imports torchvision at the top of one visualisation module; torchvision does
+	# not import beside this torch build, and the backend never needs that module
+	$(BIN)/python -c "import pathlib, mmpose; p = pathlib.Path(mmpose.__file__).parent / 'visualization' / 'simcc_vis.py'; \
+		s = p.read_text(); p.write_text(s.replace('from torchvision.transforms import ToPILImage', \
+		'try:\n    from torchvision.transforms import ToPILImage\nexcept Exception:  # optional\n    ToPILImage = None'))"
+	$(BIN)/python -m pytest -q tests/test_mmpose_backend.py

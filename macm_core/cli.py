@@ -59,6 +59,50 @@ def cmd_bench(args: argparse.Namespace) -> None:
         raise UserError(f"macm bench {args.what} is not built yet; available: pipeline")
 
 
+def cmd_pose(args: argparse.Namespace) -> None:
+    import inspect
+
+    from tqdm.auto import tqdm
+
+    from .pipeline.video import read_video
+    from .pose.backends import make_backend
+
+    profile = load_profile(args.profile)
+    set_determinism(profile.seed, threads=profile.threads)
+    clip = read_video(args.video, max_frames=args.max_frames, stride=args.stride)
+    backend = make_backend(args.backend, profile)
+    with tqdm(total=len(clip.frames), desc=f"pose ({args.backend})", unit="frame", file=sys.stderr) as bar:
+        if "progress" in inspect.signature(backend.__call__).parameters:
+            track = backend(clip.frames, fps=clip.fps, progress=bar)
+        else:
+            track = backend(clip.frames, fps=clip.fps)
+            bar.update(len(clip.frames))
+    path = track.save(args.output)
+    found = float((track.confidence > 0.5).sum(axis=1).mean())
+    print(f"{path}: {track.num_frames} frames, {found:.1f} confident keypoints per frame", file=sys.stderr)
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    from .body.smpl import load_body_model
+    from .fit import save_fit
+    from .fit.fitter import COCO17_MAP, fit_track
+    from .paths import resolve
+    from .pose.base import PoseTrack
+
+    profile = load_profile(args.profile)
+    set_determinism(profile.seed, threads=profile.threads)
+    track = PoseTrack.load(args.track)
+    path = profile.body.smpl_model_path
+    body = load_body_model(model_path=str(resolve(path)) if path else None)
+    use_world = track.world is not None and not args.image_only
+    result = fit_track(keypoints=None if use_world else track.keypoints,
+                       world=track.world if use_world else None, confidence=track.confidence,
+                       joint_map=COCO17_MAP, image_size=tuple(track.frame_size), body=body)
+    saved = save_fit(args.output, result)
+    print(f"{saved}: {track.num_frames} frames fitted to {'3D' if use_world else '2D'} keypoints "
+          f"(converged: {result.converged})", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="macm", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +130,22 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     build.set_defaults(func=cmd_data_build)
 
+    pose = commands.add_parser("pose", help="estimate the pose track of a video")
+    pose.add_argument("video", help="a video file (mp4, webm, ...)")
+    pose.add_argument("--backend", default="blazepose", help="blazepose, vitpose-tiny or mmpose")
+    pose.add_argument("-o", "--output", required=True, help="the track file to write (.npz)")
+    pose.add_argument("--profile", default="cpu", help="profile name or YAML path (default: cpu)")
+    pose.add_argument("--max-frames", type=int, default=None, help="read at most this many frames")
+    pose.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
+    pose.set_defaults(func=cmd_pose)
+
+    fit = commands.add_parser("fit", help="fit an SMPL-format body to a pose track")
+    fit.add_argument("track", help="a track file written by `macm pose`")
+    fit.add_argument("-o", "--output", required=True, help="the fit file to write (.npz)")
+    fit.add_argument("--profile", default="cpu", help="profile name or YAML path (default: cpu)")
+    fit.add_argument("--image-only", action="store_true", help="fit the 2D keypoints even when 3D ones exist")
+    fit.set_defaults(func=cmd_fit)
+
     bench = commands.add_parser("bench", help="benchmarks: JSON lines on stdout, then a summary")
     bench.add_argument("what", choices=["pipeline", "latency", "train"])
     bench.add_argument("--profile", default="cpu", help="profile name or YAML path (default: cpu)")
@@ -96,12 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .pipeline.video import VideoError
     from .reproduce import NotebookFailed, UnknownNotebook
 
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, NotebookFailed, UnknownNotebook, UserError, FileNotFoundError) as err:
+    except (ConfigError, NotebookFailed, UnknownNotebook, UserError, FileNotFoundError, VideoError,
+            ValueError) as err:
         print(f"macm: error: {err}", file=sys.stderr)
         return 1
     return 0

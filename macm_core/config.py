@@ -39,6 +39,24 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class PoseConfig:
+    """The pose backend of the motion pathway and the files it needs (local paths only)."""
+
+    backend: str
+    mmpose_config: str | None = None
+    mmpose_checkpoint: str | None = None
+    det_config: str | None = None
+    det_checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class BodyConfig:
+    """The body model: None = the procedural SMPL-format body; else a folder or .pkl of SMPL."""
+
+    smpl_model_path: str | None = None
+
+
+@dataclass(frozen=True)
 class BookConfig:
     """Where executed notebooks' figures go (static PNG/SVG copies)."""
 
@@ -54,6 +72,8 @@ class Profile:
     seed: int
     threads: int
     data: DataConfig
+    pose: PoseConfig
+    body: BodyConfig
     book: BookConfig
     source: str = field(default="", compare=False)
 

@@ -233,3 +233,18 @@ def test_bad_inputs_raise_clear_errors():
         inject_occlusion(render_scene(waving(1), camera, generator=g), severity=1.5, generator=g)
     with pytest.raises(TypeError, match="Generator"):
         render_scene(waving(1), camera, generator=0)
+
+
+def test_overlay_of_the_true_body_reproduces_the_motion_view():
+    """Two paths to the same picture: render_scene's motion view vs overlay_body."""
+    from macm_core.data.synth_clip import make_clip, render_clip
+    from macm_core.render import overlay_body
+
+    clip = make_clip(5, num_frames=4, fps=8.0, image_size=64)
+    rendered = render_clip(seed=clip.seed, joints=clip.joints, radii=clip.radii, camera=clip.camera)
+    view, mask = overlay_body(rendered.frames, torch.from_numpy(clip.joints), clip.camera,
+                              radii=torch.from_numpy(clip.radii))
+    assert torch.equal(mask, rendered.part_mask >= 0)
+    assert torch.equal(view, rendered.motion_view)
+    with pytest.raises(ValueError, match="joints must be"):
+        overlay_body(rendered.frames, torch.zeros(3, 24, 3), clip.camera)

@@ -69,6 +69,28 @@ def bench_pipeline(profile: str = "cpu", *, clips: int = 24, threads: int = 1,
     t_uniform, _ = _timed(lambda s: uniform_keyframes(data.num_frames, keyframes), seeds)
     record("uniform keyframes", t_uniform, keyframes=keyframes)
 
+    # the motion pathway on the keyframes: pose (vitpose-tiny), fit, fitted body over the frame
+    from ..fit.fitter import COCO17_MAP, fit_track
+    from ..pose.backends import make_backend
+    from ..render import overlay_body
+
+    pose = make_backend("vitpose-tiny", config)
+    chosen = {c.seed: uniform_keyframes(data.num_frames, keyframes) for c in synth}
+    key_frames = {c.seed: r.frames[chosen[c.seed]] for c, r in zip(synth, rendered)}
+    t_pose, tracks_est = _timed(lambda s: pose(key_frames[s].numpy(), fps=data.fps), seeds)
+    record("pose (vitpose-tiny) on keyframes", t_pose, frames=clips * keyframes,
+           frames_per_s=round(clips * keyframes / t_pose, 1))
+    estimated = dict(zip(seeds, tracks_est))
+    t_fit, fitted = _timed(lambda s: fit_track(keypoints=estimated[s].keypoints, confidence=estimated[s].confidence,
+                                               joint_map=COCO17_MAP, camera=by_seed[s].camera), seeds)
+    record("SMPL-format fit on keyframes", t_fit, frames=clips * keyframes,
+           frames_per_s=round(clips * keyframes / t_fit, 1))
+    fits = dict(zip(seeds, fitted))
+    t_overlay, _ = _timed(lambda s: overlay_body(key_frames[s], fits[s].joints, by_seed[s].camera), seeds)
+    record("fitted body over the keyframes", t_overlay, frames=clips * keyframes,
+           frames_per_s=round(clips * keyframes / t_overlay, 1))
+    pathway = t_pose + t_fit + t_overlay
+
     total = t_clip + t_render
     per_clip = t_clip / clips
     sizes = data.num_train + data.num_val + data.num_test + data.num_heldout
@@ -77,10 +99,12 @@ def bench_pipeline(profile: str = "cpu", *, clips: int = 24, threads: int = 1,
         "render_frames_per_s": round(frames / t_render, 1),
         "dataset_clips": sizes,
         "dataset_build_estimate_s": round(per_clip * sizes, 1),
+        "motion_pathway_frames_per_s": round(clips * keyframes / pathway, 1),
     }
     emit(f"pipeline ({config.name}, {threads} thread{'s' * (threads > 1)}, "
          f"{data.image_size}x{data.image_size}): generation + rendering "
          f"{summary['generation_render_frames_per_s']:.0f} frames/s "
          f"(rendering alone {summary['render_frames_per_s']:.0f} frames/s); "
+         f"motion pathway (pose + fit + fitted body) {summary['motion_pathway_frames_per_s']:.1f} frames/s; "
          f"labels + motion of all {sizes} clips ~{summary['dataset_build_estimate_s']:.0f} s")
     return {"rows": rows, "summary": summary}

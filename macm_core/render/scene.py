@@ -15,7 +15,6 @@ Outputs besides the RGB frames:
 """
 from __future__ import annotations
 
-import colorsys
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +26,7 @@ from macm_core.render.camera import Camera
 from macm_core.render.capsules import (
     PROP_LABEL_OFFSET, Prop, body_primitives, check_radii, joint_tolerance,
 )
+from macm_core.render.overlay import motion_colours
 from macm_core.render.raycast import NEAR, raycast_capsules
 
 _J = JOINT_INDEX
@@ -37,12 +37,6 @@ BOTTOM = ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee")
 SHINS = ("left_ankle", "right_ankle")
 SHOES = ("left_foot", "right_foot")
 SKIN = ("neck", "head", "left_hand", "right_hand")
-
-# a fixed, well-spread colour per bone for the palette motion view
-PALETTE = torch.tensor([colorsys.hsv_to_rgb((j * 0.618034) % 1.0, 0.65, 0.95)
-                        for j in range(NUM_JOINTS)], dtype=torch.float32)
-_MOTION_LIGHT = torch.nn.functional.normalize(torch.tensor([-0.3, -0.6, -1.0]), dim=0)
-
 
 @dataclass(frozen=True, kw_only=True)
 class SceneConfig:
@@ -121,11 +115,7 @@ def render_scene(joints: torch.Tensor, camera: Camera, *, generator: torch.Gener
     frames = _to_uint8(image)
 
     on_body = pixel_part < PROP_LABEL_OFFSET
-    motion_shade = 0.25 + 0.7 * (pixel_normal[on_body] @ _MOTION_LIGHT).clamp(min=0)[:, None]
-    if config.motion_view == "palette":
-        motion_colour = PALETTE[pixel_part[on_body]] * motion_shade
-    else:
-        motion_colour = motion_shade.expand(-1, 3)
+    motion_colour = motion_colours(pixel_part[on_body], pixel_normal[on_body], style=config.motion_view)
     motion_view = frames.clone()
     motion_view.view(-1, 3)[pixel[on_body]] = _to_uint8(motion_colour * 255)
 

@@ -1,0 +1,1 @@
+"""Motion representations the LLM reads besides the rendered body (open question 1)."""
