@@ -49,6 +49,21 @@ def config_hash(config: Any, length: int = 12) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+def source_digest(*packages: str, length: int = 12) -> str:
+    """Hash of the source files of ``macm_core`` subpackages (e.g. ``"data", "render"``).
+
+    A stage whose output depends on code puts this in its key, so that changing that
+    code invalidates the cached output instead of silently reusing a stale one."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for package in sorted(packages):
+        folder = root / package
+        files = sorted(folder.rglob("*.py")) if folder.is_dir() else [root / f"{package}.py"]
+        for path in files:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:length]
+
+
 def stage_dir(stage: str, config: Any, root: Path | None = None) -> Path:
     """The folder of one stage's output for one config: ``<root>/<stage>/<hash>``."""
     return (root or cache_root()) / stage / config_hash(config)

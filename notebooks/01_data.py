@@ -26,7 +26,8 @@
 profile = "cpu"
 seed = 0
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# (this cell builds the benchmark on first use and prints the progress; nbval ignores that)
 import numpy as np
 import pandas as pd
 import plotly.express as px

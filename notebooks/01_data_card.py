@@ -28,7 +28,8 @@
 profile = "cpu"
 seed = 0
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# (this cell builds the benchmark on first use and prints the progress; nbval ignores that)
 import re
 from collections import Counter
 

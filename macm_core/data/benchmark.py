@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from ..body.smpl import ProceduralSMPL
-from ..cache import atomic_path, stage_dir, write_json_atomic
+from ..cache import atomic_path, source_digest, stage_dir, write_json_atomic
 from ..config import DataConfig, Profile, load_profile
 from ..determinism import torch_threads
 from ..render import Camera, RenderOutput
@@ -65,7 +65,8 @@ def clip_seed(base_seed: int, split: SplitSpec, i: int) -> int:
 
 
 def _key(profile: Profile) -> dict:
-    return {"version": BENCHMARK_VERSION, "seed": profile.seed, "data": asdict(profile.data)}
+    return {"version": BENCHMARK_VERSION, "seed": profile.seed, "data": asdict(profile.data),
+            "source": source_digest("data", "body", "render")}
 
 
 def benchmark_dir(profile: Profile) -> Path:

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..cache import atomic_path, config_hash, stage_dir, write_json_atomic
+from ..cache import atomic_path, config_hash, source_digest, stage_dir, write_json_atomic
 from ..config import Profile, available_profiles, load_profile
 from ..data.benchmark import Benchmark, benchmark_dir
 from ..data.synth_clip import render_clip
@@ -131,7 +131,7 @@ def _pool_key(config: VitPoseTrainConfig) -> dict:
 def run_dir(config: VitPoseTrainConfig) -> Path:
     """The folder of a run's checkpoint: keyed by the config and the benchmark build."""
     key = {"version": TRAIN_VERSION, "benchmark": benchmark_dir(_profile_of(config)).name,
-           "config": config}
+           "config": config, "source": source_digest("pose/vitpose_tiny", "pose/train_vitpose")}
     return stage_dir("vitpose_tiny", key)
 
 
