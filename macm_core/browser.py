@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .figures import _find_chromium
+from .figures import find_chromium
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -57,7 +57,7 @@ def inspect_page(html_dir: Path, page: str, *, screenshot: Path | None = None,
     if not (html_dir / page).is_file():
         raise FileNotFoundError(f"{html_dir / page} does not exist: build the book first (make book)")
     with serve(html_dir) as base, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_find_chromium(), args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
         try:
             tab = browser.new_page(viewport={"width": 1280, "height": 900})
             errors: list[str] = []

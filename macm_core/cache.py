@@ -50,13 +50,14 @@ def config_hash(config: Any, length: int = 12) -> str:
 
 
 def source_digest(*packages: str, length: int = 12) -> str:
-    """Hash of the source files of ``macm_core`` subpackages (e.g. ``"data", "render"``).
+    """Hash of the source files of ``macm_core`` subpackages (e.g. ``"data", "render"``),
+    or of the whole package when none is named.
 
     A stage whose output depends on code puts this in its key, so that changing that
     code invalidates the cached output instead of silently reusing a stale one."""
     root = Path(__file__).parent
     digest = hashlib.sha256()
-    for package in sorted(packages):
+    for package in sorted(packages) or [""]:  # no names: the whole package
         folder = root / package
         files = sorted(folder.rglob("*.py")) if folder.is_dir() else [root / f"{package}.py"]
         for path in files:

@@ -39,7 +39,7 @@ def show(fig: go.Figure, name: str) -> None:
     display(HTML(figure_html(fig, name)))
 
 
-def _find_chromium() -> str:
+def find_chromium() -> str:
     for candidate in (os.environ.get("BROWSER_PATH"), *CHROMIUM_CANDIDATES, shutil.which("chromium")):
         if candidate and Path(candidate).is_file():
             return candidate
@@ -52,7 +52,7 @@ def _find_chromium() -> str:
 def export(fig: go.Figure, name: str, out_dir: str | os.PathLike, *,
            width: int = 900, height: int = 500) -> list[Path]:
     """Write ``<out_dir>/<name>.png`` and ``.svg`` with kaleido; return their paths."""
-    os.environ.setdefault("BROWSER_PATH", _find_chromium())
+    os.environ.setdefault("BROWSER_PATH", find_chromium())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.svg"]

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import source_digest
 from .config import load_profile, profile_path
 from .paths import project_root
 
@@ -60,20 +61,12 @@ def select(names: list[str] | None, root: Path | None = None) -> dict[str, Path]
     return {n.removesuffix(".py"): sources[n.removesuffix(".py")] for n in names}
 
 
-def _package_digest() -> str:
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.rglob("*")):
-        if path.suffix in (".py", ".yaml") and "__pycache__" not in path.parts:
-            digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()
-
-
 def run_key(source: Path, profile: str, seed: int) -> str:
     digest = hashlib.sha256()
     digest.update(source.read_bytes())
     digest.update(profile_path(profile).read_bytes())
     digest.update(str(seed).encode())
-    digest.update(_package_digest().encode())
+    digest.update(source_digest().encode())
     return digest.hexdigest()[:16]
 
 

@@ -13,26 +13,13 @@ import torch
 
 from ..body.skeleton import JOINT_INDEX
 from ..render import RenderOutput
+from ..render.occlusion import recover_zoom_crop
 from .base import PoseTrack, check_fps
 from .coco import COCO_NAMES, SMPL_TO_COCO_BODY, smpl_to_coco
 
 # the SMPL joint whose visibility a COCO point takes (face points: the head)
 COCO_VISIBILITY_JOINT = np.array([SMPL_TO_COCO_BODY.get(i, JOINT_INDEX["head"])
                                   for i in range(len(COCO_NAMES))])
-
-
-def crop_like(points: np.ndarray, *, projected: np.ndarray, rendered: np.ndarray) -> np.ndarray:
-    """Apply to ``points`` (T, N, 2) the zoom-crop that maps ``projected`` to ``rendered``.
-
-    Occlusion injection may zoom into the frame (limbs cut off by the border); the
-    renderer reports the SMPL joints after that crop. The crop is a per-clip scale and
-    shift, recovered here by least squares from the 24 joints (exact up to rounding).
-    """
-    x, y = projected.reshape(-1, 2), rendered.reshape(-1, 2)
-    xc, yc = x - x.mean(0), y - y.mean(0)
-    zoom = float((xc * yc).sum() / max((xc * xc).sum(), 1e-12))
-    offset = y.mean(0) - zoom * x.mean(0)
-    return zoom * points + offset
 
 
 class OracleBackend:
@@ -54,8 +41,10 @@ class OracleBackend:
         """COCO-17 pixels of every joint, hidden or not, (T, 17, 2); visible (T, 17) bool."""
         coco = smpl_to_coco(self.joints)
         uv, _ = self.camera.project(torch.from_numpy(coco))
-        uv = crop_like(uv.numpy(), projected=self.camera.project(torch.from_numpy(self.joints))[0].numpy(),
-                       rendered=self.rendered.joints_2d.numpy())
+        # occlusion may have zoom-cropped the frames: apply the same crop to the points
+        projected, _ = self.camera.project(torch.from_numpy(self.joints))
+        zoom, offset = recover_zoom_crop(projected.numpy(), self.rendered.joints_2d.numpy())
+        uv = zoom * uv.numpy() + offset
         visible = self.rendered.joint_visible.numpy()[:, COCO_VISIBILITY_JOINT]
         return uv.astype(np.float32), visible
 

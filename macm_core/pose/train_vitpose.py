@@ -38,6 +38,7 @@ from ..data.synth_clip import render_clip
 from ..determinism import torch_threads
 from ..body.skeleton import JOINT_INDEX
 from ..render import Camera, RenderOutput, inject_occlusion
+from ..render.occlusion import recover_zoom_crop
 from .coco import smpl_to_coco
 from .vitpose_tiny import (COCO_FROM_KEYPOINTS, JOINT_GROUPS, NUM_KEYPOINTS, VitPoseConfig,
                            VitPoseNet, VitPoseTiny, flip_batch, gaussian_heatmaps, heatmap_loss,
@@ -147,20 +148,6 @@ def face_points_2d(joints: np.ndarray, camera: Camera) -> np.ndarray:
     return camera.project(torch.from_numpy(face))[0].numpy()
 
 
-def _crop_transform(before: np.ndarray, after: np.ndarray) -> tuple[float, np.ndarray]:
-    """(zoom, offset) with after = zoom * before + offset: the zoom-crop that occlusion
-    applied to the whole clip, least squares over the joints finite in both."""
-    ok = np.isfinite(before).all(-1) & np.isfinite(after).all(-1)
-    p, q = before[ok].astype(np.float64), after[ok].astype(np.float64)
-    if len(p) < 2:
-        return 1.0, np.zeros(2)
-    n = len(p)
-    a = np.zeros((2 * n, 3))
-    a[:n, 0], a[:n, 1], a[n:, 0], a[n:, 2] = p[:, 0], 1.0, p[:, 1], 1.0
-    (zoom, bx, by), *_ = np.linalg.lstsq(a, np.concatenate([q[:, 0], q[:, 1]]), rcond=None)
-    return float(zoom), np.array([bx, by])
-
-
 def keypoint_labels(clean: RenderOutput, occluded: RenderOutput, face_clean: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ground truth of the 29 keypoints of an (occluded) render of a clip.
@@ -174,7 +161,7 @@ def keypoint_labels(clean: RenderOutput, occluded: RenderOutput, face_clean: np.
     zoom-crop, recovered from the SMPL joints.
     """
     smpl = occluded.joints_2d.numpy()
-    zoom, offset = _crop_transform(clean.joints_2d.numpy(), smpl)
+    zoom, offset = recover_zoom_crop(clean.joints_2d.numpy(), smpl)
     face = (zoom * face_clean + offset).astype(np.float32)
     keypoints = np.concatenate([smpl, face], axis=1)
     height, width = occluded.frames.shape[1:3]

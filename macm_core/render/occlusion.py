@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -95,6 +96,24 @@ def inject_occlusion(output: RenderOutput, *, severity: float, generator: torch.
     return replace(output, frames=frames, motion_view=_overlay(output.motion_view, frames, output.part_mask),
                    joint_visible=output.joint_visible & ~under,
                    joint_occluded=output.joint_occluded | under, occluder_mask=occluder)
+
+
+def recover_zoom_crop(before: np.ndarray, after: np.ndarray) -> tuple[float, np.ndarray]:
+    """(zoom, offset) with ``after = zoom * before + offset``: the zoom-crop that occlusion
+    applied to a whole clip, by least squares over the points finite in both.
+
+    before, after: (..., 2) pixel positions of the same points without and with the crop.
+    """
+    before, after = np.asarray(before).reshape(-1, 2), np.asarray(after).reshape(-1, 2)
+    ok = np.isfinite(before).all(-1) & np.isfinite(after).all(-1)
+    p, q = before[ok].astype(np.float64), after[ok].astype(np.float64)
+    if len(p) < 2:
+        return 1.0, np.zeros(2)
+    n = len(p)
+    a = np.zeros((2 * n, 3))
+    a[:n, 0], a[:n, 1], a[n:, 0], a[n:, 2] = p[:, 0], 1.0, p[:, 1], 1.0
+    (zoom, bx, by), *_ = np.linalg.lstsq(a, np.concatenate([q[:, 0], q[:, 1]]), rcond=None)
+    return float(zoom), np.array([bx, by])
 
 
 def zoom_crop(output: RenderOutput, *, zoom: float, left: float, top: float) -> RenderOutput:
