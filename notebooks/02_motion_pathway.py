@@ -148,8 +148,8 @@ true_view = rendered.motion_view[keyframes]
 tiles = np.concatenate([rendered.frames[keyframes].numpy(), fitted_view.numpy(), true_view.numpy()])
 fig_overlay = px.imshow(tiles, facet_col=0, facet_col_wrap=len(keyframes), binary_string=True)
 labels = [f"{kind}, frame {t}" for kind in ("frame", "fitted body", "true body") for t in keyframes]
-for annotation, text in zip(fig_overlay.layout.annotations, labels):
-    annotation.text = text
+for annotation in fig_overlay.layout.annotations:  # plotly lists facets bottom row first: go by index
+    annotation.text = labels[int(annotation.text.split("=")[-1])]
 for column, t in enumerate(range(len(keyframes))):
     points = track.keypoints[t]
     for a, b in COCO_EDGES:

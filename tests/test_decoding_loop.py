@@ -203,6 +203,31 @@ def test_token_log_of_msd():
     assert all(not log["changed"] for logs in plain.token_logs for log in logs)
 
 
+# --------------------------------------------------------------------------- the fast path
+
+
+@settings(max_examples=12, deadline=None)
+@given(decoder=st.sampled_from(DECODERS), seed=st.integers(0, 10_000), sample=st.booleans(),
+       candidates=st.booleans())
+def test_the_loop_without_logs_gives_the_logged_tokens(decoder, seed, sample, candidates):
+    """Without ``log_tokens`` the loop scores each step on the fast path (no per-token
+    details; for MSD the synergy on candidate tokens when forced here, as on a large
+    vocabulary): the same tokens as the logging path, which computes everything."""
+    import macm_core.decoding.msd as msd
+
+    model = tiny_model()
+    prompts = make_prompts(LENGTHS, seed=seed)
+    kw = dict(decoder=decoder, max_new_tokens=8, do_sample=sample, temperature=2.0, seed=seed)
+    logged = decode(model, prompts, embed_tokens=embed(model), cfg=DecodeConfig(log_tokens=True, **kw))
+    before = msd.CANDIDATE_MIN_VOCAB
+    msd.CANDIDATE_MIN_VOCAB = 0 if candidates else 10**9
+    try:
+        fast = decode(model, prompts, embed_tokens=embed(model), cfg=DecodeConfig(**kw))
+    finally:
+        msd.CANDIDATE_MIN_VOCAB = before
+    assert fast.tokens == logged.tokens and fast.token_logs is None
+
+
 # --------------------------------------------------------------------------- sampling
 
 
@@ -254,7 +279,11 @@ def test_greedy_visual_equals_generate(arch, dtype):
     assert len(ours.tokens[2]) <= 5
 
 
-def test_msd_logits_processor_equals_the_batched_loop():
+@pytest.mark.parametrize("candidate_min_vocab", [8192, 0])
+def test_msd_logits_processor_equals_the_batched_loop(candidate_min_vocab, monkeypatch):
+    import macm_core.decoding.msd as msd
+
+    monkeypatch.setattr(msd, "CANDIDATE_MIN_VOCAB", candidate_min_vocab)
     model = tiny_model()
     prompts = make_prompts(LENGTHS, seed=19)
     cfg = DecodeConfig(decoder="msd", max_new_tokens=10, msd=MSDConfig(alpha4=2.0))

@@ -1,5 +1,5 @@
-"""SMPL-format fitting: forward kinematics, 2D and 3D fits, bad tracks, file round
-trip, the joint-error metrics and the NLF loader."""
+"""SMPL-format fitting: forward kinematics, 2D and 3D fits, batched fits of many
+clips, bad tracks, file round trip, the joint-error metrics and the NLF loader."""
 
 import math
 
@@ -12,8 +12,8 @@ from macm_core.body.skeleton import JOINT_INDEX
 from macm_core.body.smpl import ProceduralSMPL
 from macm_core.data.benchmark import Benchmark
 from macm_core.fit import (COCO17_MAP, SMPL24_MAP, STANDING_BODY_POSE, FitConfig, FitResult,
-                           JointMap, JointsFK, fit_track, load_fit, load_nlf, mpjpe,
-                           pa_mpjpe, project, save_fit)
+                           JointMap, JointsFK, fit_track, fit_tracks, load_fit, load_nlf,
+                           mpjpe, pa_mpjpe, project, save_fit)
 from macm_core.render.camera import Camera
 
 torch.set_num_threads(1)
@@ -154,6 +154,75 @@ def test_coco17_keypoints_without_a_camera(smoke):
     error = project(result.joints[:, body_points], result.camera) - torch.from_numpy(uv[:, 5:])
     assert float(error.norm(dim=-1).mean()) < 1.0
     assert pa_mpjpe(result.joints, smoke.joints(clip_id)) < 80
+
+
+def assert_same_fit(batched: FitResult, alone: FitResult, *, atol=1e-4):
+    # one optimisation for all clips must give each clip its own fit (to float rounding)
+    for name in ("global_orient", "body_pose", "betas", "transl", "joints"):
+        torch.testing.assert_close(getattr(batched, name), getattr(alone, name), atol=atol,
+                                   rtol=0, msg=lambda m: f"{name}: {m}")
+    assert batched.camera == alone.camera and batched.converged == alone.converged
+    assert batched.losses.keys() == alone.losses.keys()
+    for key, value in alone.losses.items():
+        assert batched.losses[key] == pytest.approx(value, rel=1e-3, abs=1e-7), key
+
+
+def test_batched_fit_equals_fitting_clips_one_by_one(smoke):
+    ids = smoke.split("test").index[:4]
+    # clips of different lengths (one of a single frame) and cameras, one without a
+    # camera (default_camera from image_size), some keypoints missing
+    tracks = [smoke.joints_2d(ids[0]), smoke.joints_2d(ids[1])[::2],
+              smoke.joints_2d(ids[2])[5:6], smoke.joints_2d(ids[3])]
+    confidences = [np.ones(t.shape[:2], np.float32) for t in tracks]
+    confidences[1][:, 7] = 0.0
+    cameras = [smoke.camera(ids[0]), smoke.camera(ids[1]), smoke.camera(ids[2]), None]
+    batched = fit_tracks(keypoints=tracks, confidence=confidences, joint_map=SMPL24_MAP,
+                         camera=cameras, image_size=(64, 64))
+    assert len(batched) == 4 and batched[2].num_frames == 1 and batched[3].camera.focal_px == 64
+    assert "smooth_joints" not in batched[2].losses and "smooth_joints" in batched[0].losses
+    for result, uv, conf, camera in zip(batched, tracks, confidences, cameras):
+        alone = fit_track(keypoints=uv, confidence=conf, joint_map=SMPL24_MAP, camera=camera,
+                          image_size=(64, 64))
+        assert_same_fit(result, alone)
+    # 3D landmarks too
+    landmarks = [(j - j[:, :1]) @ smoke.camera(i).rotation().numpy().T
+                 for i, j in ((i, smoke.joints(i)) for i in ids[:2])]
+    ones = [np.ones(w.shape[:2], np.float32) for w in landmarks]
+    batched = fit_tracks(world=landmarks, confidence=ones, joint_map=SMPL24_MAP,
+                         camera=[smoke.camera(ids[0]), None])
+    for result, world, conf, camera in zip(batched, landmarks, ones, [smoke.camera(ids[0]), None]):
+        assert_same_fit(result, fit_track(world=world, confidence=conf, joint_map=SMPL24_MAP,
+                                          camera=camera))
+
+
+def test_a_clip_without_a_person_in_a_batch_is_named(smoke):
+    ids = smoke.split("test").index[:3]
+    tracks = [smoke.joints_2d(i)[:8] for i in ids]
+    confidences = [np.ones(t.shape[:2], np.float32) for t in tracks]
+    confidences[1][:] = 0.0                               # nobody in the middle clip
+    cameras = [smoke.camera(i) for i in ids]
+    with pytest.raises(ValueError, match=r"^clip 'b' \(#1\): no person in the track: .*has 0 of 24"):
+        fit_tracks(keypoints=tracks, confidence=confidences, joint_map=SMPL24_MAP,
+                   camera=cameras, names=["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"^clip #1: no person in the track"):
+        fit_tracks(keypoints=tracks, confidence=confidences, joint_map=SMPL24_MAP, camera=cameras)
+    # skipped instead: no result for it, and nothing of it (NaN or otherwise) in the others
+    tracks[1] = np.full_like(tracks[1], np.nan)
+    with pytest.warns(UserWarning, match=r"clip 'b' \(#1\) skipped: no person in the track"):
+        results = fit_tracks(keypoints=tracks, confidence=confidences, joint_map=SMPL24_MAP,
+                             camera=cameras, names=["a", "b", "c"], on_error="skip")
+    assert results[1] is None
+    for k in (0, 2):
+        for name in ("global_orient", "body_pose", "betas", "transl", "joints"):
+            assert torch.isfinite(getattr(results[k], name)).all(), name
+        assert_same_fit(results[k], fit_track(keypoints=tracks[k], confidence=confidences[k],
+                                              joint_map=SMPL24_MAP, camera=cameras[k]))
+    with pytest.raises(ValueError, match="one keypoints array per clip"):
+        fit_tracks(keypoints=tracks[0], confidence=confidences[0], joint_map=SMPL24_MAP,
+                   camera=cameras[0])
+    with pytest.raises(ValueError, match="3 tracks but 2 confidences"):
+        fit_tracks(keypoints=tracks, confidence=confidences[:2], joint_map=SMPL24_MAP,
+                   camera=cameras)
 
 
 def test_save_and_load_round_trip(tmp_path, smoke):

@@ -8,14 +8,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from macm_core.decoding.example import FOOT, HAND, hand_foot_logits
+from macm_core.decoding.example import VOCAB as EXAMPLE_VOCAB
 from macm_core.decoding.msd import (
     TERMS,
     MSDConfig,
     VCDConfig,
+    cut_floor,
     gather_token_log,
     greedy_scores,
     msd_scores,
     poe_scores,
+    synergy,
+    synergy_bounds,
     synergy_terms,
     vcd_scores,
 )
@@ -41,6 +46,25 @@ def one_hot_logits(b, v, hot, *, high=1e4, low=-1e4):
     z = torch.full((b, v), low)
     z[:, hot] = high
     return z
+
+
+@st.composite
+def one_hot_pairs(draw):
+    """Logit pairs where p_v, p_m or both are one-hot (a +1e4 spike over -1e4), the rest
+    any logits."""
+    z_v, z_m = draw(logit_pairs())
+    b, v = z_v.shape
+    for z in draw(st.sampled_from([(z_v,), (z_m,), (z_v, z_m)])):
+        z.fill_(-1e4)
+        z[torch.arange(b), torch.tensor([draw(st.integers(0, v - 1)) for _ in range(b)])] = 1e4
+    return z_v, z_m
+
+
+# every pair of logits the properties are checked on: ordinary values, extremes, ties, one-hot
+ANY_PAIR = st.one_of(logit_pairs(), one_hot_pairs())
+
+# the decoders' fast path (no per-token log): S over the whole vocabulary or on candidates
+FAST = [dict(details=False, candidates=False), dict(details=False, candidates=True)]
 
 
 @st.composite
@@ -117,7 +141,7 @@ def check_scores(scores, info, z_v):
 
 
 @SETTINGS
-@given(pair=logit_pairs(), cfg=CONFIGS)
+@given(pair=ANY_PAIR, cfg=CONFIGS)
 def test_no_nan_and_v_head_never_empty(pair, cfg):
     z_v, z_m = pair
     scores, info = msd_scores(z_v, z_m, cfg)
@@ -126,6 +150,13 @@ def test_no_nan_and_v_head_never_empty(pair, cfg):
     assert ((c >= 0) & (c <= 1)).all()
     for other, other_info in (poe_scores(z_v, z_m, cfg), vcd_scores(z_v, z_m, VCDConfig())):
         check_scores(other, other_info, z_v)
+    for fast in FAST:  # the path the decoding loop takes: the same scores, so the same checks
+        fast_scores, none = msd_scores(z_v, z_m, cfg, **fast)
+        assert none is None and torch.equal(fast_scores, scores)
+    assert torch.equal(poe_scores(z_v, z_m, cfg, details=False)[0], poe_scores(z_v, z_m, cfg)[0])
+    vcd = vcd_scores(z_v, z_m, VCDConfig())[0]
+    assert torch.equal(vcd_scores(z_v, z_m, VCDConfig(), details=False)[0], vcd)
+    assert torch.equal(greedy_scores(z_v, details=False)[0], greedy_scores(z_v)[0])
 
 
 @pytest.mark.parametrize("cfg", [MSDConfig(), MSDConfig(beta=1.5), MSDConfig().only()])
@@ -163,6 +194,8 @@ def test_shift_invariance(pair, shift_v, shift_m, cfg):
     assert torch.equal(msd_scores(z_v + shift_v, z_m, cfg)[0], scores)
     assert torch.equal(msd_scores(z_v, z_m + shift_m, cfg)[0], scores)
     assert torch.equal(msd_scores(z_v + shift_v, z_m + shift_m, cfg)[0], scores)
+    for fast in FAST:
+        assert torch.equal(msd_scores(z_v + shift_v, z_m + shift_m, cfg, **fast)[0], scores)
     assert torch.equal(poe_scores(z_v + shift_v, z_m + shift_m, cfg)[0], poe_scores(z_v, z_m, cfg)[0])
     vcd = vcd_scores(z_v, z_m, VCDConfig())[0]
     assert torch.equal(vcd_scores(z_v + shift_v, z_m + shift_m, VCDConfig())[0], vcd)
@@ -175,8 +208,11 @@ def test_equal_pathways_never_change_the_greedy_choice(pair, shift, cfg):
     z_v, _ = pair
     # on the 1/8 grid the shifted copy has exactly the same p; otherwise use no shift
     on_grid = torch.equal(z_v * 8, (z_v * 8).round())
-    scores, info = msd_scores(z_v, z_v + (shift if on_grid else 0.0), cfg)
+    z_m = z_v + (shift if on_grid else 0.0)
+    scores, info = msd_scores(z_v, z_m, cfg)
     assert torch.equal(info["vocab"]["p_v"], info["vocab"]["p_m"])
+    for fast in FAST:
+        assert torch.equal(msd_scores(z_v, z_m, cfg, **fast)[0], scores)
     chosen = scores.argmax(-1)
     p_v = info["vocab"]["p_v"]
     top2 = p_v.topk(min(2, p_v.shape[-1]), dim=-1).values
@@ -205,6 +241,8 @@ def test_all_terms_disabled_is_visual_greedy_pruned_by_beta(pair, beta):
     assert torch.equal(scores[head], logp_v[head])
     assert (info["row"]["c"] == min(beta, 1.0)).all()
     assert not info["vocab"]["S"].any()
+    for fast in FAST:
+        assert torch.equal(msd_scores(z_v, z_m, cfg, **fast)[0], scores)
 
 
 @SETTINGS
@@ -243,20 +281,93 @@ def test_low_precision_logits_are_scored_in_float32():
     assert all(v.dtype == torch.float32 for v in info["vocab"].values())
 
 
+# --------------------------------------------------------------------------- the fast path
+
+
+def test_elementwise_ops_do_not_depend_on_position():
+    """What the candidate restriction relies on: S of a gathered subset of tokens is, bit
+    for bit, S of those tokens inside the whole vocabulary (vector body and scalar tail of
+    each kernel agree).  The general power does not have this property on CPU, which is
+    why L4 takes its root as exp(log(x) / a6)."""
+    g = torch.Generator().manual_seed(0)
+    p_v = torch.softmax(torch.randn(3, 5003, generator=g) * 4, -1)
+    p_m = torch.softmax(torch.randn(3, 5003, generator=g) * 4, -1)
+    for cfg in (MSDConfig(), MSDConfig(alpha6=1.7), MSDConfig(alpha6=0.3).only("L4", "L1")):
+        full = synergy(p_v, p_m, cfg)
+        for size in (1, 3, 7, 8, 9, 17, 31, 64, 1000):
+            idx = torch.randint(0, p_v.numel(), (size,), generator=g)
+            part = synergy(p_v.flatten()[idx], p_m.flatten()[idx], cfg)
+            assert torch.equal(part, full.flatten()[idx]), (cfg, size)
+
+
+@SETTINGS
+@given(pair=ANY_PAIR, cfg=CONFIGS)
+def test_cut_floor_is_below_every_cut_and_synergy_within_its_bounds(pair, cfg):
+    """The lemma of msd_scores' proof: c >= cut_floor(cfg) for the computed c."""
+    z_v, z_m = pair
+    scores, info = msd_scores(z_v, z_m, cfg)
+    assert (info["row"]["c"] >= cut_floor(cfg)).all()
+    low, high = synergy_bounds(cfg)
+    s = info["vocab"]["S"]
+    slack = 1e-5 * (1 + cfg.alpha1 + cfg.alpha2 + cfg.alpha3 + cfg.alpha4 + cfg.alpha5)
+    assert (s >= low - slack).all() and (s <= high + slack).all()
+    # V_head lies inside the candidates {p_v >= c_lo * max p_v}
+    p_v = info["vocab"]["p_v"]
+    candidates = p_v >= p_v.amax(-1, keepdim=True) * cut_floor(cfg)
+    assert not (torch.isfinite(scores) & ~candidates).any()
+
+
+@SETTINGS
+@given(pair=logit_pairs(elements=st.floats(-20, 20, width=32)), cfg=CONFIGS)
+def test_synergy_is_the_sum_of_the_logged_terms(pair, cfg):
+    p_v, p_m = (torch.softmax(z, -1) for z in pair)
+    total = synergy(p_v, p_m, cfg)
+    terms = synergy_terms(p_v, p_m, cfg)
+    if not terms:
+        assert total is None
+        return
+    torch.testing.assert_close(total, torch.stack(list(terms.values())).sum(0), rtol=1e-5, atol=1e-6)
+
+
+@SETTINGS
+@given(pair=ANY_PAIR, cfg=CONFIGS, candidates=st.sampled_from([None, True, False]))
+def test_fast_path_gives_the_same_scores_bit_for_bit(pair, cfg, candidates):
+    """The decoders' path (no per-token log; S on candidate tokens when asked) against the
+    full computation over the vocabulary: equal scores, so equal tokens, ties included."""
+    z_v, z_m = pair
+    reference, info = msd_scores(z_v, z_m, cfg)
+    fast, none = msd_scores(z_v, z_m, cfg, details=False, candidates=candidates)
+    assert none is None
+    assert torch.equal(fast, reference)
+    assert torch.equal(fast.argmax(-1), reference.argmax(-1))
+
+
+def test_fast_path_on_a_large_vocabulary():
+    """Candidates are used by default from CANDIDATE_MIN_VOCAB tokens on (CPU): the same
+    scores as the full computation, on peaked and on flat distributions."""
+    g = torch.Generator().manual_seed(1)
+    for scale in (0.01, 1.0, 8.0):
+        z_v = torch.randn(2, 50_000, generator=g) * scale
+        z_m = torch.randn(2, 50_000, generator=g) * scale
+        for cfg in (MSDConfig(), MSDConfig(alpha6=3.0), MSDConfig().only("L3", "L5")):
+            reference, _ = msd_scores(z_v, z_m, cfg)
+            assert torch.equal(msd_scores(z_v, z_m, cfg, details=False)[0], reference)
+
+
+def test_cut_floor_values():
+    # paper constants: S >= -a3 log 2 - a5, so c >= beta (1 - 0.4 log 2 - 0.3) ~ 0.0846
+    assert cut_floor(MSDConfig()) == pytest.approx(0.2 * (1 - 0.4 * math.log(2) - 0.3), abs=1e-3)
+    assert cut_floor(MSDConfig()) < 0.2 * (1 - 0.4 * math.log(2) - 0.3)
+    assert cut_floor(MSDConfig(beta=0.0)) == 0.0          # no floor: the full computation is used
+    assert cut_floor(MSDConfig(alpha5=5.0)) == 0.0        # S can reach below -1
+    assert synergy_bounds(MSDConfig().only()) == (0, 0)
+    assert synergy_bounds(MSDConfig().only("L2", "L4")) == (0.0, pytest.approx(1.0))
+
+
 # --------------------------------------------------------------------------- worked example
 
-VOCAB = ["<eos>", "the", "person", "raises", "their", "left", "right", "hand", "foot", "slowly"]
-HAND, FOOT = VOCAB.index("hand"), VOCAB.index("foot")
-
-
-def hand_foot_logits():
-    """After "the person raises their left ...": the video slightly prefers "foot", the
-    motion pathway (which sees the wrist move) strongly prefers "hand"."""
-    z_v = torch.full((1, len(VOCAB)), -2.0)
-    z_m = torch.full((1, len(VOCAB)), -2.0)
-    z_v[0, FOOT], z_v[0, HAND] = 2.0, 1.8
-    z_m[0, FOOT], z_m[0, HAND] = 0.0, 4.0
-    return z_v, z_m
+# the example lives in the package: notebooks/04_msd.py prints the same numbers
+VOCAB = list(EXAMPLE_VOCAB)
 
 
 def test_hand_vs_foot_worked_example():

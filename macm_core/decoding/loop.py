@@ -19,10 +19,14 @@ The model-level code hands it, per caption, the prompt embeddings of each pathwa
 With ``log_tokens`` each token gets the log of ``msd.gather_token_log``: for the
 single-pathway decoders "p_v" is that pathway's distribution (the joint one for
 ``greedy_joint``) and ``changed`` only marks sampled tokens other than its argmax.
+Without it each step is scored on the fast path (``details=False``: nothing computed
+for the log; MSD's synergy on candidate tokens only, on a large vocabulary on the CPU),
+which gives the same scores bit for bit, hence the same tokens.
 
 A caption stops at an eos token; its rows are then fed ``pad_token_id`` (and ignored)
-until every caption has stopped or ``max_new_tokens`` are generated.  Tokens are
-chosen by argmax, or sampled (temperature, top-p) with a seeded generator.
+until every caption has stopped or ``max_new_tokens`` are generated; without an eos
+token the loop reads nothing back from the device before the end (no sync per step).
+Tokens are chosen by argmax, or sampled (temperature, top-p) with a seeded generator.
 """
 from __future__ import annotations
 
@@ -174,17 +178,19 @@ class CachedRows:
         return self._forward(embeds, self.last_position)
 
 
-def step_scores(decoder: str, logits: Tensor, cfg: DecodeConfig) -> tuple[Tensor, dict]:
+def step_scores(decoder: str, logits: Tensor, cfg: DecodeConfig, *,
+                details: bool = True) -> tuple[Tensor, dict | None]:
     """Scores (B, V) of one step from the logits of all rows: (B, V) for single-pathway
-    decoders, (2B, V) for pairwise ones (visual rows first)."""
+    decoders, (2B, V) for pairwise ones (visual rows first).  ``details=False`` skips
+    what only the per-token log needs (info is then None; the scores are the same)."""
     if len(PATHWAYS[decoder]) == 1:
-        return greedy_scores(logits)
+        return greedy_scores(logits, details=details)
     first, second = logits.chunk(2, dim=0)
     if decoder == "msd":
-        return msd_scores(first, second, cfg.msd)
+        return msd_scores(first, second, cfg.msd, details=details)
     if decoder == "poe":
-        return poe_scores(first, second, cfg.msd)
-    return vcd_scores(first, second, cfg.vcd)
+        return poe_scores(first, second, cfg.msd, details=details)
+    return vcd_scores(first, second, cfg.vcd, details=details)
 
 
 def choose(scores: Tensor, cfg: DecodeConfig, generator: torch.Generator | None) -> Tensor:
@@ -221,22 +227,28 @@ def decode(model, prompts: PathwayPrompts, *, embed_tokens: Callable[[Tensor], T
 
     runner = CachedRows(model, rows)
     logits = runner.start()
+    # without eos no caption stops: no stopping bookkeeping, and no host-device sync per step
+    stopping = eos.numel() > 0
     finished = torch.zeros(n_captions, dtype=torch.bool, device=device)
     lengths = torch.full((n_captions,), cfg.max_new_tokens, dtype=torch.long, device=device)
     chosen_steps: list[Tensor] = []
     log_steps: list[dict[str, Tensor]] = []
     for step in range(cfg.max_new_tokens):
-        scores, info = step_scores(cfg.decoder, logits, cfg)
+        scores, info = step_scores(cfg.decoder, logits, cfg, details=cfg.log_tokens)
         chosen = choose(scores, cfg, generator)
-        chosen = chosen.masked_fill(finished, cfg.pad_token_id)
+        if stopping:
+            chosen = chosen.masked_fill(finished, cfg.pad_token_id)
         chosen_steps.append(chosen)
         if cfg.log_tokens:
             log_steps.append(gather_token_log(info, chosen))
-        stops = torch.isin(chosen, eos) & ~finished
-        lengths = torch.where(stops, step + 1, lengths)
-        finished = finished | stops
-        if step + 1 == cfg.max_new_tokens or bool(finished.all()):
+        if step + 1 == cfg.max_new_tokens:
             break
+        if stopping:
+            stops = torch.isin(chosen, eos) & ~finished
+            lengths = torch.where(stops, step + 1, lengths)
+            finished = finished | stops
+            if bool(finished.all()):
+                break
         ids = chosen.repeat(n_pathways)[:, None]  # (R, 1): the same token in every pathway
         logits = runner.advance(embed_tokens(ids))
 

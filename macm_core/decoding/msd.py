@@ -29,6 +29,19 @@ At one decoding step, for B captions and a vocabulary of V tokens:
 Every ``*_scores`` returns ``(scores (B, V), info)``; ``info`` holds what the per-token
 log needs (see ``gather_token_log``): ``"vocab"``, a dict of (B, V) tensors read at the
 chosen and at the visual top token; ``"row"``, a dict of (B,) tensors; ``"y_hat"`` (B,).
+With ``details=False`` (the decoding loop without a log) info is None, nothing is
+computed for the log, and ``msd_scores`` may compute S on candidate tokens only; the
+scores are the same bit for bit (the proof is in ``msd_scores``).
+
+Speed (the profile behind these choices, ``macm bench latency``): per step MSD adds the
+element-wise operations over the vocabulary below to the two-row forward pass.  S is
+one fused chain of 14 operations (``synergy``: each weight folded into the sum), not 21
+(``synergy_terms`` + stacking + summing, which only the log needs); the log-only work
+(p_m of the log, |V_head|, the terms one by one) is skipped.  On a small vocabulary the
+per-operation overhead dominates, so S covers the whole vocabulary; from
+``CANDIDATE_MIN_VOCAB`` tokens on the CPU it covers the candidates only.  Nothing here
+reads a value back from the device (no ``.item()``), except boolean indexing on that
+CPU-only candidate path.
 """
 from __future__ import annotations
 
@@ -98,8 +111,23 @@ class VCDConfig:
             raise ValueError(f"beta must be in [0, 1], got {self.beta}")
 
 
+# elementwise kernels compute each element independently of where it sits in the tensor
+# (checked for every op below, with torch 2.13 on CPU): the synergy of a gathered subset
+# of tokens is then bit for bit the synergy of those tokens in the full vocabulary.  A
+# general power ``x ** (1 / a6)`` is the exception (its vector and scalar code round
+# differently), so the root of L4 is taken as ``exp(log(x) / a6)`` unless a6 == 2 (sqrt).
+CANDIDATE_MIN_VOCAB = 8192  # below this, restricting S to candidate tokens costs more than it saves
+
+
 def _float32(z: Tensor) -> Tensor:
     return z if z.dtype == torch.float32 else z.float()
+
+
+def _root(product: Tensor, alpha6: float) -> Tensor:
+    """``product ** (1 / alpha6)`` in place, computed the same way wherever an element sits."""
+    if alpha6 == 2.0:
+        return product.sqrt_()
+    return product.log_().mul_(1.0 / alpha6).exp_()  # log(0) = -inf -> exp(-inf) = 0
 
 
 def synergy_terms(p_v: Tensor, p_m: Tensor, cfg: MSDConfig) -> dict[str, Tensor]:
@@ -110,6 +138,8 @@ def synergy_terms(p_v: Tensor, p_m: Tensor, cfg: MSDConfig) -> dict[str, Tensor]
     L3 = -a3 * log(1 + |p_v - p_m|)
     L4 = a4 * (p_v * p_m) ** (1 / a6)
     L5 = -a5 * (p_v - p_m) ** 2
+
+    These are what the per-token log reports; the decoders add them up with ``synergy``.
     """
     enabled = cfg.enabled
     terms: dict[str, Tensor] = {}
@@ -125,29 +155,101 @@ def synergy_terms(p_v: Tensor, p_m: Tensor, cfg: MSDConfig) -> dict[str, Tensor]
         if "L5" in enabled:
             terms["L5"] = diff.square().mul_(-cfg.alpha5)
     if "L4" in enabled:
-        product = p_v * p_m
-        root = product.sqrt_() if cfg.alpha6 == 2.0 else product.pow_(1.0 / cfg.alpha6)
-        terms["L4"] = root.mul_(cfg.alpha4)
+        terms["L4"] = _root(p_v * p_m, cfg.alpha6).mul_(cfg.alpha4)
     return {name: terms[name] for name in TERMS if name in terms}
 
 
-def _prune(logp_v: Tensor, p_v: Tensor, bonus: Tensor | None, c: Tensor) -> tuple[Tensor, Tensor]:
+def synergy(p_v: Tensor, p_m: Tensor, cfg: MSDConfig) -> Tensor | None:
+    """S = the sum of the enabled terms, same shape as p_v and p_m (any shape); None when
+    every term is off.
+
+    The terms of ``synergy_terms``, fused: each term's weight is folded into the sum
+    (``S.add_(x, alpha=w)``), so S costs 14 elementwise ops instead of 21.  S equals the
+    sum of ``synergy_terms`` up to float32 rounding; every decoder uses this one, so the
+    logged S and the S that chose the token are the same numbers.
+    """
+    enabled = cfg.enabled
+    if not enabled:
+        return None
+    total: Tensor | None = None
+
+    def add(x: Tensor, weight: float) -> None:
+        nonlocal total
+        total = x.mul_(weight) if total is None else total.add_(x, alpha=weight)
+
+    if "L1" in enabled:
+        add(torch.minimum(p_v, p_m).mul_(cfg.theta).expm1_(), cfg.alpha1 / math.expm1(cfg.theta))
+    if "L2" in enabled:
+        add(p_v + p_m, cfg.alpha2 / 2)
+    diff = p_v - p_m if ("L3" in enabled or "L5" in enabled) else None
+    if "L3" in enabled:
+        add(diff.abs().log1p_(), -cfg.alpha3)
+    if "L4" in enabled:
+        add(_root(p_v * p_m, cfg.alpha6), cfg.alpha4)
+    if "L5" in enabled:
+        if total is None:
+            total = diff.square().mul_(-cfg.alpha5)
+        else:
+            total.addcmul_(diff, diff, value=-cfg.alpha5)
+    return total
+
+
+def synergy_bounds(cfg: MSDConfig) -> tuple[float, float]:
+    """(lowest, highest) value S can take for any p_v, p_m in [0, 1] with ``cfg``.
+
+    Over [0, 1]^2: L1 in a1 * [0, 1] (min(p_v, p_m) in [0, 1]), L2 in a2 * [0, 1],
+    L3 in -a3 * [0, log 2] (|p_v - p_m| in [0, 1]), L4 in a4 * [0, 1], L5 in -a5 * [0, 1].
+    """
+    ranges = {"L1": (0.0, cfg.alpha1), "L2": (0.0, cfg.alpha2), "L3": (0.0, -cfg.alpha3 * math.log(2.0)),
+              "L4": (0.0, cfg.alpha4), "L5": (0.0, -cfg.alpha5)}
+    low = sum(min(ranges[name]) for name in cfg.enabled)
+    high = sum(max(ranges[name]) for name in cfg.enabled)
+    return low, high
+
+
+def cut_floor(cfg: MSDConfig) -> float:
+    """A float c_lo <= the cut c of every step, for any logits: 0 when none is known.
+
+    c = clamp(beta * (1 + S(y_hat)), 0, 1) is non-decreasing in S(y_hat) (beta >= 0) and
+    S(y_hat) >= ``synergy_bounds(cfg)[0]``.  The slack (1e-4 of the weights' size) covers
+    the float32 rounding of the computed S and of c, many orders of magnitude larger than
+    it, so c_lo <= c holds for the computed numbers too, not only for the real ones.
+    """
+    low, _ = synergy_bounds(cfg)
+    weights = (cfg.alpha1, cfg.alpha2, cfg.alpha3, cfg.alpha4, cfg.alpha5)
+    slack = 1e-4 * (1.0 + sum(abs(w) for w in weights))
+    return min(max(cfg.beta * (1.0 + low - slack), 0.0), 1.0)
+
+
+def _cut(synergy_at_top: Tensor | None, cfg: MSDConfig, like: Tensor) -> Tensor:
+    """c (B, 1) = clamp(beta * (1 + S(y_hat)), 0, 1); min(beta, 1) without synergy."""
+    if synergy_at_top is None:
+        return torch.full_like(like[:, :1], min(cfg.beta, 1.0))
+    return (cfg.beta * (1.0 + synergy_at_top)).clamp(0.0, 1.0)
+
+
+def _prune(logp_v: Tensor, p_v: Tensor, bonus: Tensor | None, c: Tensor, *,
+           p_max: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Scores ``log p_v + bonus`` on ``V_head = {p_v >= c * max p_v}``, -inf elsewhere;
-    and |V_head| (B,).
+    and the mask of the tokens outside V_head (B, V).
 
     logp_v, p_v (B, V); bonus (B, V) or None; c (B, 1) in [0, 1], so the top token is
     always kept.
     """
-    outside = p_v < c * p_v.amax(-1, keepdim=True)
+    if p_max is None:
+        p_max = p_v.amax(-1, keepdim=True)
+    outside = p_v < c * p_max
     scores = logp_v if bonus is None else logp_v + bonus
-    scores = scores.masked_fill(outside, float("-inf"))
-    return scores, p_v.shape[-1] - outside.sum(-1)
+    return scores.masked_fill(outside, float("-inf")), outside
 
 
-def greedy_scores(z: Tensor) -> tuple[Tensor, dict]:
+def greedy_scores(z: Tensor, *, details: bool = True) -> tuple[Tensor, dict | None]:
     """One pathway: the scores are the float32 logits z (B, V) themselves, nothing
-    pruned, so argmax is ``generate``'s greedy choice bit for bit."""
+    pruned, so argmax is ``generate``'s greedy choice bit for bit.  ``details=False``
+    skips what only the per-token log needs (info is then None)."""
     scores = _float32(z)
+    if not details:
+        return scores, None
     y_hat = scores.argmax(-1)
     head_size = torch.full_like(y_hat, scores.shape[-1])
     p_v = torch.softmax(scores, dim=-1)
@@ -155,60 +257,92 @@ def greedy_scores(z: Tensor) -> tuple[Tensor, dict]:
     return scores, info
 
 
-def msd_scores(z_v: Tensor, z_m: Tensor, cfg: MSDConfig) -> tuple[Tensor, dict]:
+def _use_candidates(p_v: Tensor, candidates: bool | None) -> bool:
+    if candidates is not None:
+        return candidates
+    return p_v.device.type == "cpu" and p_v.shape[-1] >= CANDIDATE_MIN_VOCAB
+
+
+def msd_scores(z_v: Tensor, z_m: Tensor, cfg: MSDConfig, *, details: bool = True,
+               candidates: bool | None = None) -> tuple[Tensor, dict | None]:
     """MSD scores (B, V) from the visual and motion logits z_v, z_m (B, V).
 
-    ``info["vocab"]`` holds p_v, p_m, each enabled L_i and S (all (B, V));
-    ``info["row"]`` the cut c and |V_head| (B,).
+    With ``details`` (the default) ``info["vocab"]`` holds p_v, p_m, each enabled L_i
+    and S (all (B, V)), ``info["row"]`` the cut c and |V_head| (B,).  ``details=False``
+    returns info None and may compute S on candidate tokens only (``candidates``: None =
+    on CPU with a vocabulary of at least ``CANDIDATE_MIN_VOCAB``; True / False = always /
+    never).  The scores are the same bit for bit either way (tests/test_msd.py):
+
+    Why S on the candidates C = {y : p_v(y) >= c_lo * max p_v} gives the same scores,
+    with c_lo = ``cut_floor(cfg)`` > 0.  The scores need S at two places only: at y_hat
+    (for the cut c) and on V_head (elsewhere they are -inf whatever S is).  c >= c_lo
+    (``cut_floor``), so V_head = {p_v >= c * max p_v} is inside C; y_hat is in C because
+    p_v(y_hat) = max p_v and c_lo <= 1.  On C, S is computed by the same elementwise ops
+    on the same values as over the whole vocabulary, hence the same numbers (see the
+    comment above ``CANDIDATE_MIN_VOCAB``); outside C it is set to 0, which only reaches
+    tokens outside V_head, and those are -inf anyway.  In float32: c_lo is below the
+    computed c by a margin far above rounding (``cut_floor``), and x -> x * max p_v is
+    monotone in IEEE arithmetic, so the computed V_head is inside the computed C.
     """
     logp_v = torch.log_softmax(_float32(z_v), dim=-1)
     p_v = logp_v.exp()
-    p_m = torch.log_softmax(_float32(z_m), dim=-1).exp_()  # as p_v: equal logits, equal p
-    terms = synergy_terms(p_v, p_m, cfg)
-    y_hat = logp_v.argmax(-1)
-    if terms:
-        synergy = torch.stack(list(terms.values())).sum(0)
-        s_hat = synergy.gather(-1, y_hat[:, None])
-        c = (cfg.beta * (1.0 + s_hat)).clamp(0.0, 1.0)
+    logp_m = torch.log_softmax(_float32(z_m), dim=-1)
+    y_hat = logp_v.argmax(-1, keepdim=True)
+    p_max = p_v.amax(-1, keepdim=True)
+    c_lo = cut_floor(cfg)
+    if not details and cfg.enabled and c_lo > 0 and _use_candidates(p_v, candidates):
+        chosen = p_v >= p_max * c_lo  # C, holding V_head and y_hat
+        synergy_c = synergy(p_v[chosen], logp_m[chosen].exp_(), cfg)
+        total = torch.zeros_like(p_v).masked_scatter_(chosen, synergy_c)
+        p_m = None
     else:
-        synergy = torch.zeros_like(p_v)
-        c = torch.full_like(p_v[:, :1], min(cfg.beta, 1.0))
-    scores, head_size = _prune(logp_v, p_v, synergy if terms else None, c)
-    vocab = {"p_v": p_v, "p_m": p_m, **terms, "S": synergy}
-    info = {"vocab": vocab, "row": {"c": c[:, 0], "v_head": head_size}, "y_hat": y_hat}
+        p_m = logp_m.exp_()  # as p_v: equal logits, equal p
+        total = synergy(p_v, p_m, cfg)
+    c = _cut(None if total is None else total.gather(-1, y_hat), cfg, p_v)
+    scores, outside = _prune(logp_v, p_v, total, c, p_max=p_max)
+    if not details:
+        return scores, None
+    terms = synergy_terms(p_v, p_m, cfg)
+    vocab = {"p_v": p_v, "p_m": p_m, **terms, "S": torch.zeros_like(p_v) if total is None else total}
+    head_size = p_v.shape[-1] - outside.sum(-1)
+    info = {"vocab": vocab, "row": {"c": c[:, 0], "v_head": head_size}, "y_hat": y_hat[:, 0]}
     return scores, info
 
 
-def poe_scores(z_v: Tensor, z_m: Tensor, cfg: MSDConfig) -> tuple[Tensor, dict]:
+def poe_scores(z_v: Tensor, z_m: Tensor, cfg: MSDConfig, *, details: bool = True) -> tuple[Tensor, dict | None]:
     """Product of experts (B, V): log p_v + log p_m on ``{p_v >= beta * max p_v}``.
 
     The pruning is MSD's with S = 0, so only ``cfg.beta`` is read.
     """
     logp_v = torch.log_softmax(_float32(z_v), dim=-1)
     logp_m = torch.log_softmax(_float32(z_m), dim=-1)
-    y_hat = logp_v.argmax(-1)
     p_v = logp_v.exp()
-    c = torch.full_like(logp_v[:, :1], min(cfg.beta, 1.0))
-    scores, head_size = _prune(logp_v, p_v, logp_m, c)
+    c = _cut(None, cfg, logp_v)
+    scores, outside = _prune(logp_v, p_v, logp_m, c)
+    if not details:
+        return scores, None
     vocab = {"p_v": p_v, "p_m": logp_m.exp()}
-    info = {"vocab": vocab, "row": {"c": c[:, 0], "v_head": head_size}, "y_hat": y_hat}
+    info = {"vocab": vocab, "row": {"c": c[:, 0], "v_head": p_v.shape[-1] - outside.sum(-1)},
+            "y_hat": logp_v.argmax(-1)}
     return scores, info
 
 
-def vcd_scores(z_v: Tensor, z_noised: Tensor, cfg: VCDConfig) -> tuple[Tensor, dict]:
+def vcd_scores(z_v: Tensor, z_noised: Tensor, cfg: VCDConfig, *, details: bool = True) -> tuple[Tensor, dict | None]:
     """VCD (B, V): (1 + a) log p_v - a log p_v' on ``{p_v >= b * max p_v}``.
 
     z_noised (B, V) are the logits of the visual pathway fed the noised video.
     """
     logp_v = torch.log_softmax(_float32(z_v), dim=-1)
     logp_n = torch.log_softmax(_float32(z_noised), dim=-1)
-    y_hat = logp_v.argmax(-1)
     p_v = logp_v.exp()
     c = torch.full_like(logp_v[:, :1], cfg.beta)
     contrast = logp_v * cfg.alpha - logp_n * cfg.alpha
-    scores, head_size = _prune(logp_v, p_v, contrast, c)
+    scores, outside = _prune(logp_v, p_v, contrast, c)
+    if not details:
+        return scores, None
     vocab = {"p_v": p_v, "p_noised": logp_n.exp()}
-    info = {"vocab": vocab, "row": {"c": c[:, 0], "v_head": head_size}, "y_hat": y_hat}
+    info = {"vocab": vocab, "row": {"c": c[:, 0], "v_head": p_v.shape[-1] - outside.sum(-1)},
+            "y_hat": logp_v.argmax(-1)}
     return scores, info
 
 

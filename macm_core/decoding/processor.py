@@ -3,7 +3,8 @@
 ``generate`` runs the visual pathway; the processor keeps the motion pathway in its own
 KV cache (``loop.CachedRows``) and advances it by the token ``generate`` chose last, one
 token per call, the way transformers' ``UnbatchedClassifierFreeGuidanceLogitsProcessor``
-runs its negative prompt.  Each call replaces the visual scores by ``msd_scores``.
+runs its negative prompt.  Each call replaces the visual scores by ``msd_scores``
+(its fast path, ``details=False``).
 
 This costs a second forward per step (two passes of B rows instead of one of 2B rows),
 so ``loop.decode`` is the faster path; the tokens are the same.  One processor serves
@@ -54,5 +55,5 @@ class MSDLogitsProcessor(LogitsProcessor):
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
         with torch.no_grad():
             z_m = self.motion_logits(input_ids)
-        msd, _ = msd_scores(scores, z_m, self.cfg)
+        msd, _ = msd_scores(scores, z_m, self.cfg, details=False)
         return msd

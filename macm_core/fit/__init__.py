@@ -7,6 +7,10 @@ Typical use::
     save_fit("clip.fit.npz", result)
     pa_mpjpe(result.joints, gt_joints)      # millimetres
 
+    # many clips in one optimisation (the same result per clip, a fraction of the time)
+    results = fit_tracks(keypoints=[uv_a, uv_b], confidence=[conf_a, conf_b],
+                         joint_map=COCO17_MAP, camera=[camera_a, camera_b])
+
 ``load_nlf`` loads the paper's localizer (NLF, a TorchScript file) from disk.
 """
 from __future__ import annotations
@@ -22,7 +26,7 @@ from macm_core.cache import atomic_path
 from macm_core.fit.camera import default_camera, project
 from macm_core.fit.fitter import (COCO17_MAP, COCO17_NAMES, SMPL24_MAP, STANDING_BODY_POSE,
                                   FitConfig, FitResult, JointMap, JointsFK, as_joint_map,
-                                  fit_track, mpjpe, pa_mpjpe, procrustes)
+                                  fit_track, fit_tracks, mpjpe, pa_mpjpe, procrustes)
 from macm_core.render.camera import Camera
 
 FIT_FORMAT_VERSION = 1
@@ -90,5 +94,5 @@ def load_nlf(path: str | os.PathLike, *, device: str = "cpu") -> torch.jit.Scrip
 __all__ = [
     "COCO17_MAP", "COCO17_NAMES", "SMPL24_MAP", "STANDING_BODY_POSE", "FitConfig",
     "FitResult", "JointMap", "JointsFK", "as_joint_map", "default_camera", "fit_track",
-    "load_fit", "load_nlf", "mpjpe", "pa_mpjpe", "procrustes", "project", "save_fit",
+    "fit_tracks", "load_fit", "load_nlf", "mpjpe", "pa_mpjpe", "procrustes", "project", "save_fit",
 ]

@@ -21,6 +21,13 @@ frames optimised together in one batch with Adam for a fixed number of steps:
   not matter; the body's orientation is recovered afterwards by reading the
   landmarks' axes as the camera's (x right, y down, z away from the camera).
 
+``fit_tracks`` fits many clips at once: their frames are stacked in one batch (each
+clip with its own betas and camera) and the clips' objectives are summed, so each
+clip's result is the one ``fit_track`` gives it alone, but a step of the
+optimisation (a few hundred small tensor operations, whatever their size) is paid
+once per batch instead of once per clip. ``fit_track`` is its one-clip case. The
+optimisation needs only the joints: ``JointsFK`` poses them without skinning a mesh.
+
 Keypoint layouts are described by a ``JointMap``: for each keypoint, the SMPL joint
 it corresponds to (or -1) and the weight of its term. ``SMPL24_MAP`` is the identity
 on SMPL's 24 joints; ``COCO17_MAP`` maps COCO-17 (the pose backends' output).
@@ -28,6 +35,7 @@ on SMPL's 24 joints; ``COCO17_MAP`` maps COCO-17 (the pose backends' output).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Sequence
@@ -35,13 +43,12 @@ from typing import Sequence
 import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
-from smplx.lbs import batch_rodrigues
 
-from macm_core.body.limits import limit_penalty
+from macm_core.body.limits import body_pose_bounds
 from macm_core.body.skeleton import JOINT_INDEX, NUM_JOINTS
 from macm_core.body.smpl import NUM_BETAS, NUM_BODY_POSE, ProceduralSMPL
-from macm_core.fit.camera import (check_image_size, default_camera, estimate_depth,
-                                  initial_translation, project)
+from macm_core.fit.camera import (camera_tensors, check_image_size, default_camera,
+                                  estimate_depth, initial_translation)
 from macm_core.render.camera import Camera
 
 # ---------------------------------------------------------------------------------
@@ -216,10 +223,14 @@ class JointsFK:
     """SMPL joints from SMPL parameters, without skinning the mesh.
 
     Equal to ``body(...).joints`` (smplx's lbs poses the joints by the same rigid
-    chain), but cheaper, which is what makes a fit step fast: the tree is walked one
-    depth level at a time (8 batched steps instead of 23), with the joints stored in
-    an order where each level's parents are, for most levels, simply the previous
-    level (a view, no gather).
+    chain), but much cheaper, which is what makes a fit step fast. Only the joints
+    that have children need a global rotation (a leaf's own rotation does not move
+    any joint): those are chained one depth level of the tree at a time (7 batched
+    3x3 products), stored so that each level's parents are, for most levels, simply
+    the previous level. Then every bone's rest offset is turned by its parent's
+    global rotation in one batched product, and each joint is the root plus the sum
+    of the turned bones on its chain (one product with a constant 0/1 matrix). The
+    autograd graph is a few dozen nodes, none of them a slice of a larger tensor.
     """
 
     def __init__(self, body: torch.nn.Module):
@@ -230,34 +241,37 @@ class JointsFK:
                                            body.shapedirs.float())                   # (24, 3, 10)
         parents = [int(p) for p in body.parents]
         parents[0] = -1
+        self.parents = torch.tensor([max(p, 0) for p in parents])
+        inner = {p for p in parents if p >= 0}          # the joints with children
         # level order: each level's joints sorted by their parent's place in the level above
         levels = [[0]]
         while True:
             above = levels[-1]
-            level = sorted((j for j in range(NUM_JOINTS) if parents[j] in above),
+            level = sorted((j for j in range(NUM_JOINTS) if parents[j] in above and j in inner),
                            key=lambda j: (above.index(parents[j]), j))
             if not level:
                 break
             levels.append(level)
         order = [j for level in levels for j in level]
-        self.order = torch.tensor(order)
-        self.inverse = torch.tensor([order.index(j) for j in range(NUM_JOINTS)])
-        self.parents = torch.tensor([max(p, 0) for p in parents])
-        # per level below the root: (start, size) in level order and how to pick each
-        # joint's parent from the level above: None (the same places), an int (a run
-        # of places starting there), or an index tensor
-        self.levels = []
-        start = 1
+        self.inner = torch.tensor(order)                # the inner joints, level order
+        self.level_sizes = [len(level) for level in levels]
+        # how to pick each joint's parent from the level above: None (the same places)
+        # or an index tensor
+        self.picks = []
         for above, level in zip(levels, levels[1:]):
             parent_at = [above.index(parents[j]) for j in level]
-            if parent_at == list(range(len(above))):
-                pick = None
-            elif parent_at == list(range(parent_at[0], parent_at[0] + len(level))):
-                pick = parent_at[0]
-            else:
-                pick = torch.tensor(parent_at)
-            self.levels.append((start, len(level), pick))
-            start += len(level)
+            self.picks.append(None if parent_at == list(range(len(above)))
+                              else torch.tensor(parent_at))
+        # for joints 1..23: where their parent's global rotation sits in level order
+        self.parent_slot = torch.tensor([order.index(parents[j]) for j in range(1, NUM_JOINTS)])
+        # chain[j, k - 1] = 1 when bone k (parent(k) -> k) lies on the chain root -> j
+        chain = torch.zeros(NUM_JOINTS, NUM_JOINTS - 1)
+        for j in range(1, NUM_JOINTS):
+            k = j
+            while k > 0:
+                chain[j, k - 1] = 1.0
+                k = parents[k]
+        self.chain = chain
 
     def rest(self, betas: torch.Tensor) -> torch.Tensor:
         """Rest joints of a shape: betas (B, 10) -> (B, 24, 3)."""
@@ -268,30 +282,39 @@ class JointsFK:
         """global_orient (B, 3), body_pose (B, 69), betas (B or 1, 10), transl (B, 3)
         -> joints (B, 24, 3)."""
         batch = body_pose.shape[0]
-        rest = self.rest(betas)                                        # (b, 24, 3)
-        offsets = (rest - rest.index_select(1, self.parents)).index_select(1, self.order)
+        rest = self.rest(betas)                                                    # (b, 24, 3)
+        bones = rest[:, 1:] - rest.index_select(1, self.parents[1:])               # (b, 23, 3)
         pose = torch.cat([global_orient, body_pose], dim=1).reshape(batch, NUM_JOINTS, 3)
-        local = batch_rodrigues(pose.index_select(1, self.order).reshape(-1, 3))
-        # [R_j | offset_j] of every joint, level order: (B, 24, 3, 4)
-        frames = torch.cat([local.reshape(batch, NUM_JOINTS, 3, 3),
-                            offsets.expand(batch, -1, -1)[..., None]], dim=-1)
-        rotations = frames[:, :1, :, :3]                 # of the level above
-        positions = rest[:, :1].expand(batch, 1, 3)      # of the level above
-        every = [positions]
-        for start, size, pick in self.levels:
-            if pick is None:
-                parent_rot, parent_pos = rotations, positions
-            elif isinstance(pick, int):
-                parent_rot = rotations.narrow(1, pick, size)
-                parent_pos = positions.narrow(1, pick, size)
-            else:
-                parent_rot = rotations.index_select(1, pick)
-                parent_pos = positions.index_select(1, pick)
-            moved = parent_rot @ frames.narrow(1, start, size)       # (B, n, 3, 4)
-            positions = parent_pos + moved[..., 3]
-            rotations = moved[..., :3]
-            every.append(positions)
-        return torch.cat(every, dim=1).index_select(1, self.inverse) + transl[:, None]
+        local = rodrigues(pose.index_select(1, self.inner).reshape(-1, 3))
+        levels = local.reshape(batch, -1, 3, 3).split(self.level_sizes, dim=1)
+        rotations = [levels[0]]                          # global rotations, level by level
+        for level, pick in zip(levels[1:], self.picks):
+            above = rotations[-1] if pick is None else rotations[-1].index_select(1, pick)
+            rotations.append(above @ level)
+        parent = torch.cat(rotations, dim=1).index_select(1, self.parent_slot)     # (B, 23, 3, 3)
+        turned = (parent @ bones.expand(batch, -1, -1).unsqueeze(-1)).squeeze(-1)  # (B, 23, 3)
+        # the sums along the chains, as one (3B, 23) x (23, 24) product
+        joints = (turned.transpose(1, 2).reshape(-1, NUM_JOINTS - 1) @ self.chain.T)
+        joints = joints.reshape(batch, 3, NUM_JOINTS).transpose(1, 2)
+        return joints + (rest[:, :1] + transl[:, None])
+
+
+_SKEW = torch.tensor([0, 6, 2, 3, 0, 4, 5, 1, 0])   # K's entries in (0, k, -k)
+_EYE = torch.eye(3)
+
+
+def rodrigues(rot_vecs: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices of axis-angle vectors, (B, 3) -> (B, 3, 3).
+
+    ``smplx.lbs.batch_rodrigues`` (same formula and the same 1e-8 guard) with its
+    K @ K product written as k k^T - |k|^2 I, so there is no batched matrix
+    product to run forward and backward."""
+    angle = torch.norm(rot_vecs + 1e-8, dim=1, keepdim=True)                     # (B, 1)
+    k = rot_vecs / angle
+    cos, sin = torch.cos(angle)[..., None], torch.sin(angle)[..., None]
+    skew = torch.cat([torch.zeros_like(angle), k, -k], dim=1).index_select(1, _SKEW)
+    square = k[:, :, None] * k[:, None, :] - (k * k).sum(dim=1)[:, None, None] * _EYE
+    return _EYE + sin * skew.reshape(-1, 3, 3) + (1 - cos) * square
 
 
 @lru_cache(maxsize=1)
@@ -425,8 +448,95 @@ def _prepare_track(points, confidence, joint_map: JointMap, *, dim: int,
 
 
 # ---------------------------------------------------------------------------------
+# A batch of tracks
+# ---------------------------------------------------------------------------------
+
+
+class _Batch:
+    """Prepared tracks of several clips stacked along the frame axis (N = sum of T).
+
+    ``clip`` (N,) names the clip of every stacked frame. The objective of a batch is
+    the sum over clips of each clip's own objective: per-frame terms are averaged
+    over the clip's frames (``frame_weight`` = 1 / T), temporal terms over the clip's
+    neighbouring pairs (``pair_weight`` = 1 / (T - 1), 0 for a pair that straddles
+    two clips), the betas prior is per clip. So a clip's gradient, and with Adam
+    (elementwise) its whole optimisation, is the one it gets when fitted alone.
+    """
+
+    def __init__(self, tracks: Sequence[_Track]):
+        self.count = len(tracks)
+        self.lengths = [int(t.points.shape[0]) for t in tracks]
+        self.starts = [0]
+        for length in self.lengths[:-1]:
+            self.starts.append(self.starts[-1] + length)
+        self.points = torch.cat([t.points for t in tracks])
+        self.weight = torch.cat([t.weight for t in tracks])
+        self.index = tracks[0].index
+        lengths = torch.tensor(self.lengths)
+        self.clip = torch.repeat_interleave(torch.arange(self.count), lengths)
+        self.frame_weight = (1.0 / lengths.float())[self.clip]
+        self.pair_clip = self.clip[:-1]
+        pair = (1.0 / (lengths - 1).clamp(min=1).float())[self.pair_clip]
+        self.pair_weight = torch.where(self.clip[1:] == self.pair_clip, pair, torch.zeros_like(pair))
+        sizes = torch.tensor([t.size for t in tracks], dtype=torch.float64)
+        self.inv_size2 = (1.0 / sizes ** 2).float()[self.clip][:, None]          # (N, 1)
+
+    @property
+    def frames(self) -> int:
+        return self.points.shape[0]
+
+    def per_clip(self, values: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
+        """Sums the rows of values (n, ...) into their clips (``clip`` (n,)): (C, ...)."""
+        return values.new_zeros((self.count,) + values.shape[1:]).index_add(0, clip, values)
+
+    def span(self, c: int) -> slice:
+        return slice(self.starts[c], self.starts[c] + self.lengths[c])
+
+
+@lru_cache(maxsize=4096)
+def _camera_tensors(camera: Camera) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]:
+    """``camera_tensors`` of a camera (a frozen dataclass), worked out once."""
+    return camera_tensors(camera)
+
+
+@dataclass
+class _Cameras:
+    """The cameras of a batch, one row per stacked frame (see ``fit.camera.project``)."""
+
+    rotation: torch.Tensor    # (N, 3, 3) world -> camera
+    centre: torch.Tensor      # (N, 1, 3)
+    focal: torch.Tensor       # (N, 1, 1) pixels
+    principal: torch.Tensor   # (N, 1, 2) pixels
+
+    @classmethod
+    def stack(cls, cameras: Sequence[Camera], lengths: Sequence[int]) -> "_Cameras":
+        rows = [_camera_tensors(camera) for camera in cameras]
+        repeats = torch.tensor(list(lengths))
+
+        def per_frame(values):
+            return torch.stack(values).repeat_interleave(repeats, dim=0)
+        return cls(rotation=per_frame([r[0] for r in rows]),
+                   centre=per_frame([r[1] for r in rows])[:, None],
+                   focal=per_frame([torch.tensor(r[2]) for r in rows])[:, None, None],
+                   principal=per_frame([r[3].float() for r in rows])[:, None])
+
+    def repeat(self, times: int) -> "_Cameras":
+        return _Cameras(**{name: value.repeat(times, *([1] * (value.ndim - 1)))
+                           for name, value in self.__dict__.items()})
+
+    def project(self, points: torch.Tensor, *, min_depth: float = 0.05) -> torch.Tensor:
+        """World points (N, K, 3) -> pixels (N, K, 2); depths clamped as ``project``."""
+        cam = (points - self.centre) @ self.rotation.transpose(1, 2)
+        depth = cam[..., 2:].clamp(min=min_depth)
+        return self.focal * cam[..., :2] / depth + self.principal
+
+
+# ---------------------------------------------------------------------------------
 # The objective
 # ---------------------------------------------------------------------------------
+
+# the columns of a batch's objective, (C, len(_TERMS)): one row per clip
+_TERMS = ("data", "pose_prior", "limits", "betas", "smooth_joints", "smooth_pose")
 
 
 def _geman_mcclure(squared: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -435,42 +545,64 @@ def _geman_mcclure(squared: torch.Tensor, sigma: float) -> torch.Tensor:
     return sigma ** 2 * squared / (sigma ** 2 + squared)
 
 
-def _data_2d(joints: torch.Tensor, track: _Track, camera: Camera, sigma: float,
-             weight: torch.Tensor) -> torch.Tensor:
-    """Robust reprojection error of each keypoint. joints (B, 24, 3), where B is
-    the track's T or a multiple of it (stacked starting guesses) -> (B, K)."""
-    uv = project(joints.index_select(1, track.index), camera)
-    groups = joints.shape[0] // track.points.shape[0]
-    squared = ((uv - track.points.repeat(groups, 1, 1)) ** 2).sum(dim=-1) / track.size ** 2
-    return weight * _geman_mcclure(squared, sigma)
+@lru_cache(maxsize=1)
+def _pose_bounds() -> tuple[torch.Tensor, torch.Tensor]:
+    return body_pose_bounds()
 
 
-def _data_3d(joints: torch.Tensor, track: _Track, sigma: float) -> torch.Tensor:
+def _limit_penalty(body_pose: torch.Tensor) -> torch.Tensor:
+    """``limits.limit_penalty`` with its bounds built once. (N, 69) -> (N,)."""
+    lower, upper = _pose_bounds()
+    return (torch.relu(lower - body_pose).square()
+            + torch.relu(body_pose - upper).square()).sum(dim=-1)
+
+
+def _data_2d(joints: torch.Tensor, *, points: torch.Tensor, inv_size2: torch.Tensor,
+             cameras: _Cameras, sigma: float, weight: torch.Tensor) -> torch.Tensor:
+    """Robust reprojection error of each frame, summed over its keypoints.
+
+    joints (N, K, 3): the body's joints of the keypoints points (N, K, 2), weighted
+    by weight (N, K) -> (N,). The squared pixel distance is divided by the square of
+    the person's size (inv_size2 (N, 1) = 1 / size^2)."""
+    squared = ((cameras.project(joints) - points) ** 2).sum(dim=-1) * inv_size2
+    return (weight * _geman_mcclure(squared, sigma)).sum(dim=1)
+
+
+def _data_3d(joints: torch.Tensor, batch: _Batch, sigma: float) -> torch.Tensor:
     """Robust 3D error of each frame after aligning the landmarks rigidly onto the
     body (the alignment is held fixed for the gradient: at the optimal alignment its
-    own derivative vanishes). joints (T, 24, 3) -> (T,)."""
-    pred = joints.index_select(1, track.index)
+    own derivative vanishes). joints (N, K, 3) -> (N,)."""
     with torch.no_grad():
-        _, rotation, t = procrustes(track.points, pred.detach(), weight=track.weight)
-    aligned = track.points @ rotation.transpose(1, 2) + t[:, None]
-    squared = ((pred - aligned) ** 2).sum(dim=-1) / track.size ** 2
-    return (track.weight * _geman_mcclure(squared, sigma)).sum(dim=1)
+        _, rotation, t = procrustes(batch.points, joints.detach(), weight=batch.weight)
+    aligned = batch.points @ rotation.transpose(1, 2) + t[:, None]
+    squared = ((joints - aligned) ** 2).sum(dim=-1) * batch.inv_size2
+    return (batch.weight * _geman_mcclure(squared, sigma)).sum(dim=1)
 
 
-def _priors(*, joints, body_pose, betas, config: FitConfig) -> dict[str, torch.Tensor]:
-    """The prior terms (each a scalar, averaged over frames)."""
-    terms = {
-        "pose_prior": config.pose_prior_weight
-        * ((body_pose - STANDING_BODY_POSE) ** 2).sum(dim=1).mean(),
-        "limits": config.limit_weight * limit_penalty(body_pose).mean(),
-        "betas": config.betas_weight * (betas ** 2).sum(),
-    }
-    if joints.shape[0] > 1:
-        terms["smooth_joints"] = config.smooth_joints_weight * (
-            (joints[1:] - joints[:-1]) ** 2).sum(dim=(1, 2)).mean()
-        terms["smooth_pose"] = config.smooth_pose_weight * (
-            (body_pose[1:] - body_pose[:-1]) ** 2).sum(dim=1).mean()
-    return terms
+def _objective(batch: _Batch, *, data: torch.Tensor, joints: torch.Tensor,
+               body_pose: torch.Tensor, betas: torch.Tensor,
+               config: FitConfig) -> torch.Tensor:
+    """Every term of every clip's objective, (C, len(_TERMS)): per-frame terms
+    averaged over the clip's frames, temporal ones over its neighbouring frames.
+
+    data (N,): the data term of each frame (weighted); joints (N, 24, 3);
+    body_pose (N, 69); betas (C, 10)."""
+    per_frame = torch.stack([
+        data,
+        config.pose_prior_weight * ((body_pose - STANDING_BODY_POSE) ** 2).sum(dim=1),
+        config.limit_weight * _limit_penalty(body_pose),
+    ], dim=1) * batch.frame_weight[:, None]
+    columns = [batch.per_clip(per_frame, batch.clip),
+               config.betas_weight * (betas ** 2).sum(dim=1, keepdim=True)]
+    if batch.frames > 1:
+        per_pair = torch.stack([
+            config.smooth_joints_weight * ((joints[1:] - joints[:-1]) ** 2).sum(dim=(1, 2)),
+            config.smooth_pose_weight * ((body_pose[1:] - body_pose[:-1]) ** 2).sum(dim=1),
+        ], dim=1) * batch.pair_weight[:, None]
+        columns.append(batch.per_clip(per_pair, batch.pair_clip))
+    else:
+        columns.append(data.new_zeros(batch.count, 2))
+    return torch.cat(columns, dim=1)
 
 
 def _sigma(progress: float, config: FitConfig) -> float:
@@ -482,11 +614,12 @@ def _sigma(progress: float, config: FitConfig) -> float:
     return config.robust_sigma * (start / config.robust_sigma) ** remaining
 
 
-def _adam(params: list[torch.Tensor], loss_fn, *, steps: int, lr: float) -> list[float]:
+def _adam(params: list[torch.Tensor], loss_fn, *, steps: int, lr: float) -> torch.Tensor:
     """Runs Adam for ``steps`` steps on ``loss_fn(progress)`` (progress = step / steps),
-    lr decaying lr -> lr / 20 (cosine); returns the total loss of every step."""
+    lr decaying lr -> lr / 20 (cosine). loss_fn returns a scalar or one loss per clip
+    (C,), whose sum is minimised; returns the losses of every step, (steps, ...)."""
     if steps == 0:
-        return []
+        return torch.zeros(0)
     optimizer = torch.optim.Adam(params, lr=lr, fused=True)
     history = []
     for step in range(steps):
@@ -494,10 +627,10 @@ def _adam(params: list[torch.Tensor], loss_fn, *, steps: int, lr: float) -> list
             group["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(step / steps)
-        loss.backward()
+        loss.sum().backward()
         optimizer.step()
         history.append(loss.detach())
-    return [float(v) for v in torch.stack(history)]
+    return torch.stack(history)
 
 
 def _converged(history: list[float], tol: float) -> bool:
@@ -535,37 +668,199 @@ def fit_track(*, keypoints=None, world=None, confidence, joint_map: JointMap | S
     body: an SMPL-format body (``load_body_model``); None: the procedural body.
     Raises ValueError("no person in the track: ...") when no frame has
     config.min_keypoints usable keypoints.
+
+    The one-clip case of ``fit_tracks`` (same code, same result).
     """
+    _check_call(keypoints, world, config)
+    _check_camera(camera)
+    points = keypoints if world is None else world
+    return _fit_batch([points], [confidence], dim=2 if world is None else 3,
+                      joint_map=as_joint_map(joint_map), cameras=[camera],
+                      image_sizes=[image_size], body=body, config=config, labels=[None],
+                      on_error="raise")[0]
+
+
+def fit_tracks(*, keypoints=None, world=None, confidence, joint_map: JointMap | Sequence[int],
+               camera: Camera | None | Sequence[Camera | None] = None,
+               image_size: tuple[int, int] | Sequence[tuple[int, int] | None] | None = None,
+               body: torch.nn.Module | None = None, config: FitConfig = FitConfig(),
+               names: Sequence[str] | None = None,
+               on_error: str = "raise") -> list[FitResult | None]:
+    """Fits many clips' tracks in one optimisation; one FitResult per clip, in order.
+
+    The clips are stacked along the frame axis: each has its own betas, camera and
+    per-frame pose, and the objective is the sum of the clips' objectives, so every
+    clip gets the result ``fit_track`` gives it alone (to float rounding), while the
+    cost of a step is paid once for the whole batch.
+
+    keypoints: a sequence of (T_i, K, 2) pixel tracks (or one (B, T, K, 2) array), or
+    world: of (T_i, K, 3) metres, exactly one of the two; clips may differ in T but
+    share K and ``joint_map``. confidence: a sequence of (T_i, K).
+    camera: one Camera (or None) for every clip, or a sequence with one per clip.
+    image_size: (H, W) for every clip, or a sequence with one per clip (needed for
+    clips without a camera in 2D mode). body, config: as ``fit_track``.
+    names: what to call the clips in error messages (default: their position).
+    on_error: "raise" (default): a clip that cannot be fitted (no person in its
+    track, ...) raises ValueError("clip 'name' (#i): ...") before anything is fitted;
+    "skip": it is left out with a warning and its result is None, the other clips are
+    fitted as if it were not there.
+    """
+    _check_call(keypoints, world, config)
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    dim = 2 if world is None else 3
+    clips = _per_clip_arrays(keypoints if world is None else world,
+                             "keypoints" if world is None else "world", ndim=3)
+    confidences = _per_clip_arrays(confidence, "confidence", ndim=2)
+    count = len(clips)
+    if len(confidences) != count:
+        raise ValueError(f"confidence must have one (T, K) array per clip: {count} tracks "
+                         f"but {len(confidences)} confidences")
+    if isinstance(camera, Camera) or camera is None:
+        cameras = [camera] * count
+    else:
+        cameras = list(camera)
+        if len(cameras) != count:
+            raise ValueError(f"camera: give one Camera for every clip or a list of {count} "
+                             f"(one per clip), got a list of {len(cameras)}")
+    for each in cameras:
+        _check_camera(each)
+    if image_size is None or _is_image_size(image_size):
+        image_sizes = [image_size] * count
+    else:
+        image_sizes = list(image_size)
+        if len(image_sizes) != count:
+            raise ValueError(f"image_size: give one (H, W) for every clip or a list of "
+                             f"{count} (one per clip), got a list of {len(image_sizes)}")
+    if names is None:
+        labels = [f"clip #{i}" for i in range(count)]
+    else:
+        names = list(names)
+        if len(names) != count:
+            raise ValueError(f"names: give one name per clip ({count}), got {len(names)}")
+        labels = [f"clip {name!r} (#{i})" for i, name in enumerate(names)]
+    return _fit_batch(clips, confidences, dim=dim, joint_map=as_joint_map(joint_map),
+                      cameras=cameras, image_sizes=image_sizes, body=body, config=config,
+                      labels=labels, on_error=on_error)
+
+
+def _check_call(keypoints, world, config) -> None:
     if (keypoints is None) == (world is None):
         raise ValueError("give exactly one of keypoints (T, K, 2) pixels or world (T, K, 3) "
                          "metres, got " + ("neither" if keypoints is None else "both"))
     if not isinstance(config, FitConfig):
         raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
+
+
+def _check_camera(camera) -> None:
     if camera is not None and not isinstance(camera, Camera):
         raise TypeError(f"camera must be a macm_core.render.Camera or None, got "
                         f"{type(camera).__name__}")
-    joint_map = as_joint_map(joint_map)
-    fk = JointsFK(body if body is not None else _default_body())
-    if keypoints is not None:
-        track = _prepare_track(keypoints, confidence, joint_map, dim=2, config=config)
-        return _fit_2d(track, fk=fk, camera=camera, image_size=image_size, config=config)
-    track = _prepare_track(world, confidence, joint_map, dim=3, config=config)
-    return _fit_3d(track, fk=fk, camera=camera, config=config)
 
 
-def _template_joints(fk: JointsFK, *, yaw_deg: float, frames: int) -> torch.Tensor:
-    """Joints (T, 24, 3) of the standing mean body facing heading yaw_deg, transl 0."""
-    orient = _yaw_orient(torch.full((frames,), float(yaw_deg)))
-    return fk(global_orient=orient, body_pose=STANDING_BODY_POSE.expand(frames, -1),
-              betas=torch.zeros(1, NUM_BETAS), transl=torch.zeros(frames, 3))
+def _is_image_size(value) -> bool:
+    """Whether value is one (H, W) pair rather than a sequence of them."""
+    try:
+        return len(value) == 2 and all(np.ndim(v) == 0 for v in value)
+    except TypeError:
+        return False
 
 
-def _fit_2d(track: _Track, *, fk: JointsFK, camera: Camera | None,
-            image_size: tuple[int, int] | None, config: FitConfig) -> FitResult:
+def _per_clip_arrays(value, name: str, *, ndim: int) -> list:
+    """A sequence of per-clip arrays (or one stacked array with a clip axis) as a list."""
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        if len(shape) != ndim + 1:
+            raise ValueError(f"fit_tracks takes one {name} array per clip: a list of "
+                             f"{ndim}-D arrays or one {ndim + 1}-D array with the clips first, "
+                             f"got one array of shape {tuple(shape)}; fit one clip with "
+                             f"fit_track")
+        return list(value)
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        raise TypeError(f"{name} must be a sequence of per-clip arrays, got "
+                        f"{type(value).__name__}")
+    return list(value)
+
+
+_FK_CACHE: dict[int, tuple[torch.nn.Module, JointsFK]] = {}
+
+
+def _joints_fk(body: torch.nn.Module | None) -> JointsFK:
+    """The joints-only forward kinematics of a body (built once per body)."""
+    body = _default_body() if body is None else body
+    cached = _FK_CACHE.get(id(body))
+    if cached is None or cached[0] is not body:
+        if len(_FK_CACHE) > 4:
+            _FK_CACHE.clear()
+        cached = _FK_CACHE[id(body)] = (body, JointsFK(body))
+    return cached[1]
+
+
+def _fit_batch(clips: list, confidences: list, *, dim: int, joint_map: JointMap,
+               cameras: list, image_sizes: list, body, config: FitConfig,
+               labels: list, on_error: str) -> list[FitResult | None]:
+    """Prepares every clip (per clip: checks, starting camera and translation), then
+    fits the usable ones in one batch. labels[i] None: errors are raised unlabelled."""
+    fk = _joints_fk(body)
+    rigid = _standing_joints(fk) if dim == 2 else None
+    tracks, kept, starts = [], [], []
+    for i, (points, confidence) in enumerate(zip(clips, confidences)):
+        try:
+            track = _prepare_track(points, confidence, joint_map, dim=dim, config=config)
+            if dim == 2:
+                camera, transl0 = _start_2d(track, camera=cameras[i], image_size=image_sizes[i],
+                                            rigid=rigid)
+            else:
+                camera, transl0 = cameras[i], None
+        except ValueError as error:
+            if labels[i] is None:
+                raise
+            if on_error == "raise":
+                raise ValueError(f"{labels[i]}: {error}") from error
+            warnings.warn(f"{labels[i]} skipped: {error}", stacklevel=3)
+            continue
+        tracks.append(track)
+        kept.append(i)
+        starts.append((camera, transl0))
+    results: list[FitResult | None] = [None] * len(clips)
+    if not tracks:
+        return results
+    batch = _Batch(tracks)
+    chosen = [camera for camera, _ in starts]
+    if dim == 2:
+        fitted = _fit_2d(batch, fk=fk, rigid=rigid, cameras=chosen,
+                         transl0=torch.cat([t for _, t in starts]), config=config)
+    else:
+        fitted = _fit_3d(batch, fk=fk, cameras=chosen, config=config)
+    for i, result in zip(kept, fitted):
+        results[i] = result
+    return results
+
+
+def _standing_joints(fk: JointsFK) -> torch.Tensor:
+    """Joints (24, 3) of the standing mean body facing +z with transl 0; it turns
+    rigidly about its pelvis (joint 0)."""
+    with torch.no_grad():
+        return fk(global_orient=torch.zeros(1, 3), body_pose=STANDING_BODY_POSE[None],
+                  betas=torch.zeros(1, NUM_BETAS), transl=torch.zeros(1, 3))[0]
+
+
+def _turned(rigid: torch.Tensor, yaw_deg: torch.Tensor) -> torch.Tensor:
+    """The rigid standing joints (J, 3) turned by yaw_deg (B,) about the pelvis
+    (joint 0 of the full body, given as ``rigid[0]``): (B, J, 3)."""
+    pelvis = rigid[0]
+    rotation = rodrigues(_yaw_orient(yaw_deg))
+    return (rigid - pelvis) @ rotation.transpose(1, 2) + pelvis
+
+
+def _start_2d(track: _Track, *, camera: Camera | None, image_size,
+              rigid: torch.Tensor) -> tuple[Camera, torch.Tensor]:
+    """The camera of a 2D track (the given one, or ``default_camera`` at the depth the
+    standing body is estimated at) and the starting translation (T, 3)."""
     frames = track.points.shape[0]
     facing = 0.0 if camera is None else float(camera.yaw_deg)
     with torch.no_grad():
-        template = _template_joints(fk, yaw_deg=facing, frames=frames)[:, track.index]
+        template = _turned(rigid, torch.tensor([facing]))[:, track.index].expand(frames, -1, -1)
         if camera is None:
             if image_size is None:
                 raise ValueError("without a camera, give image_size=(height, width) so a "
@@ -579,30 +874,43 @@ def _fit_2d(track: _Track, *, fk: JointsFK, camera: Camera | None,
                                    template=template, focal_px=camera.focal_px)
         transl0 = initial_translation(keypoints=track.points, weight=track.weight,
                                       template=template, camera=camera, depth=depth)
+    return camera, transl0
 
-    # stage 1: orientation and translation on the torso, several headings at once
+
+def _fit_2d(batch: _Batch, *, fk: JointsFK, rigid: torch.Tensor, cameras: list[Camera],
+            transl0: torch.Tensor, config: FitConfig) -> list[FitResult]:
+    frames = batch.frames
+    projector = _Cameras.stack(cameras, batch.lengths)
+    facing = torch.tensor([float(c.yaw_deg) for c in cameras])[batch.clip]          # (N,)
+
+    # stage 1: orientation and translation on the torso, several headings at once;
+    # the standing body only turns about its pelvis: its joints are a rigid template
     hypotheses = torch.tensor(config.yaw_hypotheses_deg, dtype=torch.float32)
     count = len(hypotheses)
-    torso = torch.tensor([int(j) in TORSO_JOINTS for j in track.index])
-    torso_weight = (track.weight * torso[None]).repeat(count, 1)
-    stage1 = _Track(points=track.points, weight=torso_weight, index=track.index,
-                    size=track.size)
-    orient = _yaw_orient((facing + hypotheses).repeat_interleave(frames)).requires_grad_()
+    # only the keypoints of torso joints count (the others would weigh 0)
+    torso = torch.tensor([k for k, j in enumerate(batch.index.tolist()) if j in TORSO_JOINTS],
+                         dtype=torch.long)
+    torso_weight = batch.weight.index_select(1, torso).repeat(count, 1)
+    orient = _yaw_orient((facing[None] + hypotheses[:, None]).reshape(-1)).requires_grad_()
     transl = transl0.repeat(count, 1).requires_grad_()
-    # the standing body only turns about its pelvis: its joints are a rigid template
-    rigid = _template_joints(fk, yaw_deg=0.0, frames=1)[0]
     pelvis = rigid[0]
+    relative = (rigid - pelvis).index_select(0, batch.index.index_select(0, torso))  # (K', 3)
+    # the batch seen once per heading
+    points = batch.points.index_select(1, torso).repeat(count, 1, 1)
+    inv_size2 = batch.inv_size2.repeat(count, 1)
+    stacked_cameras = projector.repeat(count)
+    entry_weight = batch.frame_weight.repeat(count)
 
-    def stage1_loss(progress=1.0, per_frame=False):
-        rotation = batch_rodrigues(orient)
-        joints = (rigid - pelvis) @ rotation.transpose(1, 2) + pelvis + transl[:, None]
-        data = _data_2d(joints, stage1, camera, _sigma(progress, config),
-                        stage1.weight).sum(dim=1)
-        return data if per_frame else data.sum() / frames
+    def stage1_per_frame(progress=1.0):
+        # the turned template, as one (3 HN, 3) x (3, K') product
+        joints = (rodrigues(orient) @ relative.T).transpose(1, 2) + pelvis + transl[:, None]
+        return _data_2d(joints, points=points, inv_size2=inv_size2, cameras=stacked_cameras,
+                        sigma=_sigma(progress, config), weight=torso_weight)
 
-    _adam([orient, transl], stage1_loss, steps=config.orient_steps, lr=config.lr)
+    _adam([orient, transl], lambda progress: (stage1_per_frame(progress) * entry_weight).sum(),
+          steps=config.orient_steps, lr=config.lr)
     with torch.no_grad():
-        best = stage1_loss(per_frame=True).reshape(count, frames).argmin(dim=0)
+        best = stage1_per_frame().reshape(count, frames).argmin(dim=0)
         pick = best * frames + torch.arange(frames)
         orient0, transl0 = orient[pick].detach(), transl[pick].detach()
 
@@ -610,70 +918,87 @@ def _fit_2d(track: _Track, *, fk: JointsFK, camera: Camera | None,
     orient = orient0.clone().requires_grad_()
     transl = transl0.clone().requires_grad_()
     body_pose = STANDING_BODY_POSE.expand(frames, -1).clone().requires_grad_()
-    betas = torch.zeros(1, NUM_BETAS, requires_grad=config.fit_betas)
+    betas = torch.zeros(batch.count, NUM_BETAS, requires_grad=config.fit_betas)
 
     def terms(progress=1.0):
-        joints = fk(global_orient=orient, body_pose=body_pose, betas=betas, transl=transl)
-        data = _data_2d(joints, track, camera, _sigma(progress, config), track.weight)
-        return {"data": data.sum(dim=1).mean(),
-                **_priors(joints=joints, body_pose=body_pose, betas=betas, config=config)}
+        joints = fk(global_orient=orient, body_pose=body_pose,
+                    betas=betas.index_select(0, batch.clip), transl=transl)
+        data = _data_2d(joints.index_select(1, batch.index), points=batch.points,
+                        inv_size2=batch.inv_size2, cameras=projector,
+                        sigma=_sigma(progress, config), weight=batch.weight)
+        return _objective(batch, data=data, joints=joints, body_pose=body_pose, betas=betas,
+                          config=config)
 
     params = [orient, transl, body_pose] + ([betas] if config.fit_betas else [])
-    history = _adam(params, lambda progress: sum(terms(progress).values()),
+    history = _adam(params, lambda progress: terms(progress).sum(dim=1),
                     steps=config.full_steps, lr=config.lr)
-    return _result(fk, orient=orient, body_pose=body_pose, betas=betas, transl=transl,
-                   camera=camera, terms=terms, history=history, config=config)
+    return _results(batch, fk, orient=orient, body_pose=body_pose, betas=betas, transl=transl,
+                    cameras=cameras, terms=terms, history=history, config=config)
 
 
-def _fit_3d(track: _Track, *, fk: JointsFK, camera: Camera | None,
-            config: FitConfig) -> FitResult:
-    frames = track.points.shape[0]
-    facing = 0.0 if camera is None else float(camera.yaw_deg)
-    orient0 = _yaw_orient(torch.full((frames,), facing))
+def _fit_3d(batch: _Batch, *, fk: JointsFK, cameras: list[Camera | None],
+            config: FitConfig) -> list[FitResult]:
+    frames = batch.frames
+    facing = torch.tensor([0.0 if c is None else float(c.yaw_deg) for c in cameras])
+    orient0 = _yaw_orient(facing[batch.clip])
     transl0 = torch.zeros(frames, 3)
     body_pose = STANDING_BODY_POSE.expand(frames, -1).clone().requires_grad_()
-    betas = torch.zeros(1, NUM_BETAS, requires_grad=config.fit_betas)
+    betas = torch.zeros(batch.count, NUM_BETAS, requires_grad=config.fit_betas)
 
     def joints_now(orient=orient0, transl=transl0):
-        return fk(global_orient=orient, body_pose=body_pose, betas=betas, transl=transl)
+        return fk(global_orient=orient, body_pose=body_pose,
+                  betas=betas.index_select(0, batch.clip), transl=transl)
 
     def terms(progress=1.0):
         joints = joints_now()
-        data = config.world_weight * _data_3d(joints, track, _sigma(progress, config)).mean()
-        return {"data": data, **_priors(joints=joints, body_pose=body_pose, betas=betas,
-                                        config=config)}
+        data = config.world_weight * _data_3d(joints.index_select(1, batch.index), batch,
+                                              _sigma(progress, config))
+        return _objective(batch, data=data, joints=joints, body_pose=body_pose, betas=betas,
+                          config=config)
 
     params = [body_pose] + ([betas] if config.fit_betas else [])
-    history = _adam(params, lambda progress: sum(terms(progress).values()),
+    history = _adam(params, lambda progress: terms(progress).sum(dim=1),
                     steps=config.orient_steps + config.full_steps, lr=config.lr)
 
     # orientation: the landmarks' axes are the camera's (x right, y down, z forward)
     with torch.no_grad():
-        pred = joints_now()[:, track.index]
-        _, align, _ = procrustes(track.points, pred, weight=track.weight)   # landmarks -> body
-        if camera is None:
-            to_world = torch.diag(torch.tensor([1.0, -1.0, -1.0]))          # a yaw-0 camera
-        else:
-            to_world = camera.rotation().T
+        pred = joints_now()[:, batch.index]
+        _, align, _ = procrustes(batch.points, pred, weight=batch.weight)  # landmarks -> body
+        yaw0 = torch.diag(torch.tensor([1.0, -1.0, -1.0]))                  # a yaw-0 camera
+        to_world = torch.stack([yaw0 if c is None else c.rotation().T
+                                for c in cameras])[batch.clip]
         start = torch.as_tensor(Rotation.from_rotvec(orient0.double().numpy()).as_matrix())
         final = to_world.double() @ align.double().transpose(1, 2) @ start
         orient = torch.as_tensor(Rotation.from_matrix(final.numpy()).as_rotvec()).float()
         # the landmarks are root-relative: the pelvis goes to the camera's target
-        pelvis = fk.rest(betas.detach())[0, 0]
-        target = torch.zeros(3) if camera is None else torch.tensor(camera.target)
-        transl = (target - pelvis).expand(frames, 3).clone()
-    return _result(fk, orient=orient, body_pose=body_pose, betas=betas, transl=transl,
-                   camera=camera, terms=terms, history=history, config=config)
+        pelvis = fk.rest(betas.detach())[:, 0]                                   # (C, 3)
+        target = torch.tensor([(0.0, 0.0, 0.0) if c is None else c.target for c in cameras],
+                              dtype=torch.float32)
+        transl = (target - pelvis)[batch.clip]
+    return _results(batch, fk, orient=orient, body_pose=body_pose, betas=betas, transl=transl,
+                    cameras=cameras, terms=terms, history=history, config=config)
 
 
-def _result(fk: JointsFK, *, orient, body_pose, betas, transl, camera, terms, history,
-            config: FitConfig) -> FitResult:
+def _results(batch: _Batch, fk: JointsFK, *, orient, body_pose, betas, transl, cameras, terms,
+             history: torch.Tensor, config: FitConfig) -> list[FitResult]:
+    """One FitResult per clip of the batch; history: (steps, C) losses of stage 2."""
     with torch.no_grad():
-        losses = {name: float(value) for name, value in terms().items()}
+        final = terms().tolist()
+        joints = fk(global_orient=orient, body_pose=body_pose,
+                    betas=betas.index_select(0, batch.clip), transl=transl)
+    histories = history.T.tolist() if len(history) else [[] for _ in range(batch.count)]
+    orient, body_pose = orient.detach(), body_pose.detach()
+    betas, transl = betas.detach(), transl.detach()
+    results = []
+    for c in range(batch.count):
+        span = batch.span(c)
+        losses = {name: value for name, value in zip(_TERMS, final[c])
+                  if batch.lengths[c] > 1 or not name.startswith("smooth_")}
         losses["total"] = sum(losses.values())
-        joints = fk(global_orient=orient, body_pose=body_pose, betas=betas, transl=transl)
-    return FitResult(global_orient=orient.detach().clone(), body_pose=body_pose.detach().clone(),
-                     betas=betas.detach()[0].clone(), transl=transl.detach().clone(),
-                     joints=joints.detach(), camera=camera, losses=losses,
-                     converged=_converged(history, config.converge_tol)
-                     and all(math.isfinite(v) for v in losses.values()))
+        results.append(FitResult(
+            global_orient=orient[span].clone(), body_pose=body_pose[span].clone(),
+            betas=betas[c].clone(), transl=transl[span].clone(), joints=joints[span].clone(),
+            camera=cameras[c], losses=losses,
+            converged=_converged(histories[c], config.converge_tol)
+            and all(math.isfinite(v) for v in losses.values())))
+    return results

@@ -10,6 +10,15 @@ The prompt, one example (``build_inputs``)::
 
     <s>USER: <video>x Nv <motion>x Nm Describe the person's motion. ASSISTANT: {caption}</s>
 
+A ChatML tokenizer (eos ``<|im_end|>`` and a ``<|im_start|>`` token: SmolLM2-Instruct,
+Qwen2-Instruct) gets the chat format its model was tuned on instead, without a system
+turn and without an extra bos (``<|im_start|>`` opens the turn)::
+
+    <|im_start|>user\\n<video>x Nv <motion>x Nm\\nDescribe the person's motion.<|im_end|>\\n<|im_start|>assistant\\n{caption}<|im_end|>
+
+In both, the caption ends with ``tokenizer.eos_token_id`` (``</s>``, or ``<|im_end|>``, the
+end of an assistant turn) and ``decode_caption`` cuts there.
+
 ``conditioning`` picks the placeholder blocks: ``visual`` (``<video>`` only), ``motion``
 (``<motion>`` only) or ``joint`` (both).  Labels are -100 on the prompt and on padding,
 so the loss covers the caption and its end-of-sequence token only.
@@ -29,6 +38,7 @@ SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, VIDEO_TOKEN, MOTION_TOKEN)
 DEFAULT_INSTRUCTION = "Describe the person's motion."
 CONDITIONINGS = ("visual", "motion", "joint")
 IGNORE_INDEX = -100
+CHATML_START, CHATML_END = "<|im_start|>", "<|im_end|>"
 
 
 class ModelInputs(NamedTuple):
@@ -72,7 +82,16 @@ def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerBase:
     if not (folder / "tokenizer_config.json").is_file():
         raise FileNotFoundError(f"{folder} holds no saved tokenizer (tokenizer_config.json); train one with "
                                 "train_caption_tokenizer(...) and save_pretrained(folder)")
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    from transformers.utils import logging as hf_logging
+
+    # in a model folder AutoTokenizer reads the model's config.json as a generic config and
+    # warns that its model_type ("macm") is not the generic one: expected, so silenced
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    finally:
+        hf_logging.set_verbosity(level)
     placeholder_ids(tokenizer)
     return tokenizer
 
@@ -89,14 +108,25 @@ def add_placeholder_tokens(tokenizer: PreTrainedTokenizerBase) -> int:
     return added
 
 
+def _token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int | None:
+    """The id of ``token``, None if the tokenizer lacks it (``get_vocab()`` is slow on large vocabularies)."""
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    return token_id if token_id is not None and tokenizer.convert_ids_to_tokens(token_id) == token else None
+
+
 def placeholder_ids(tokenizer: PreTrainedTokenizerBase) -> tuple[int, int]:
     """(video_token_id, motion_token_id); ``ValueError`` if the tokenizer lacks them."""
-    vocab = tokenizer.get_vocab()
-    missing = [t for t in (VIDEO_TOKEN, MOTION_TOKEN) if t not in vocab]
+    video_id, motion_id = _token_id(tokenizer, VIDEO_TOKEN), _token_id(tokenizer, MOTION_TOKEN)
+    missing = [t for t, i in ((VIDEO_TOKEN, video_id), (MOTION_TOKEN, motion_id)) if i is None]
     if missing:
         raise ValueError(f"the tokenizer has no {' / '.join(missing)} token; call "
                          "add_placeholder_tokens(tokenizer) and resize the decoder's embeddings")
-    return vocab[VIDEO_TOKEN], vocab[MOTION_TOKEN]
+    return video_id, motion_id
+
+
+def uses_chatml(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """True for a ChatML tokenizer: its eos is ``<|im_end|>`` and it has ``<|im_start|>``."""
+    return tokenizer.eos_token == CHATML_END and _token_id(tokenizer, CHATML_START) is not None
 
 
 def build_inputs(tokenizer: PreTrainedTokenizerBase, *, prompt: str = DEFAULT_INSTRUCTION,
@@ -104,7 +134,8 @@ def build_inputs(tokenizer: PreTrainedTokenizerBase, *, prompt: str = DEFAULT_IN
                  conditioning: str = "joint") -> ModelInputs:
     """One example: the prompt with its placeholders, then (if given) the caption and eos.
 
-    Without a caption the result ends at ``ASSISTANT:`` (what a decoding loop starts from).
+    Without a caption the result ends at ``ASSISTANT:`` (ChatML: ``<|im_start|>assistant\\n``),
+    what a decoding loop starts from.
     ``num_*_tokens`` must equal ``model.tokens_per_clip(T)``; the count of the pathway that
     ``conditioning`` leaves out is ignored.
     """
@@ -121,14 +152,21 @@ def build_inputs(tokenizer: PreTrainedTokenizerBase, *, prompt: str = DEFAULT_IN
     def encode(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    prompt_ids = (bos + encode("USER:") + [video_id] * num_video + [motion_id] * num_motion
-                  + encode(f" {prompt.strip()} ASSISTANT:"))
+    placeholders = [video_id] * num_video + [motion_id] * num_motion
+    if uses_chatml(tokenizer):
+        start, end = _token_id(tokenizer, CHATML_START), tokenizer.eos_token_id
+        prompt_ids = ([start] + encode("user\n") + placeholders + encode(f"\n{prompt.strip()}") + [end]
+                      + encode("\n") + [start] + encode("assistant\n"))
+        caption_text = caption.strip() if caption is not None else None
+    else:
+        bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+        prompt_ids = bos + encode("USER:") + placeholders + encode(f" {prompt.strip()} ASSISTANT:")
+        caption_text = f" {caption.strip()}" if caption is not None else None
     answer_ids: list[int] = []
-    if caption is not None:
+    if caption_text is not None:
         if tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no eos token to end the caption with; set tokenizer.eos_token")
-        answer_ids = encode(f" {caption.strip()}") + [tokenizer.eos_token_id]
+        answer_ids = encode(caption_text) + [tokenizer.eos_token_id]
     input_ids = torch.tensor(prompt_ids + answer_ids, dtype=torch.long)
     labels = torch.tensor([IGNORE_INDEX] * len(prompt_ids) + answer_ids, dtype=torch.long)
     return ModelInputs(input_ids, torch.ones_like(input_ids), labels)

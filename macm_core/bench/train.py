@@ -1,0 +1,66 @@
+"""``macm bench train``: training throughput and peak memory of a profile's model.
+
+The profile's model (frozen encoder, projectors, decoder) trains for a fixed number of
+stage-2 steps on the training split's captions and QA, with pathway dropout, through the
+same ``train.trainer.train`` as ``macm train``; the features are random arrays of the
+cached features' shape, so the benchmark needs no feature extraction.  One JSON object
+per stage, then a summary line with samples/s and the process's peak RSS.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import tempfile
+from typing import Callable
+
+import torch
+
+from ..config import load_profile
+from ..determinism import set_determinism
+
+
+def peak_rss_mib() -> float:
+    """The process's peak resident memory so far, MiB (Linux ru_maxrss is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_train(profile: str = "cpu", *, steps: int = 30, threads: int = 1,
+                emit: Callable[[str], None] = print) -> dict:
+    from ..data.benchmark import Benchmark
+    from ..runs import build_model, load_caption_tokenizer
+    from ..train.trainer import TrainConfig, train
+
+    config = load_profile(profile)
+    set_determinism(config.seed, threads=threads)
+    bench = Benchmark.load(config)
+    clips = bench.split("train")
+    qa = bench.qa[bench.qa["clip_id"].isin(clips.index)]
+    tokenizer = load_caption_tokenizer(config)
+    model = build_model(config, tokenizer)
+    tokens = model.tokens_per_clip(config.features.keyframes)
+    width = model.vision_encoder.hidden_size
+    generator = torch.Generator().manual_seed(config.seed)
+    features = {name: torch.randn(len(clips), tokens, width, generator=generator) for name in ("visual", "motion")}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for stage, lora in ((1, False), (2, config.train.lora)):
+            cfg = TrainConfig(output_dir=f"{tmp}/stage{stage}", stage=stage, steps=steps,
+                              batch_size=config.train.batch_size, lr=1e-4, warmup_steps=1, save_every=steps,
+                              seed=config.seed, lora=lora, progress=False)
+            result = train(model, tokenizer, features, clips, qa, cfg)
+            row = {"bench": "train", "profile": config.name, "stage": stage, "steps": steps,
+                   "batch_size": config.train.batch_size, "threads": threads,
+                   "samples_per_s": round(result.samples_per_s, 2), "seconds": round(result.seconds, 2),
+                   "peak_rss_mib": round(peak_rss_mib(), 1), "features": "random, cached shape"}
+            rows.append(row)
+            emit(json.dumps(row))
+    stage2 = rows[-1]
+    total = config.train.stage1_steps * rows[0]["batch_size"] / rows[0]["samples_per_s"] + \
+        config.train.stage2_steps * stage2["batch_size"] / stage2["samples_per_s"]
+    runs = len(config.train.variants) * len(config.train.seeds)  # every variant over every seed
+    emit(f"train ({config.name}, {threads} thread{'s' * (threads > 1)}): stage 2 {stage2['samples_per_s']:.1f} "
+         f"samples/s, peak RSS {stage2['peak_rss_mib']:.0f} MiB; one variant ~{total:.0f} s, "
+         f"{runs} runs ~{runs * total / 60:.1f} min")
+    print("", file=sys.stderr, end="")
+    return {"rows": rows, "one_run_s": total}

@@ -1,0 +1,254 @@
+"""The two pathways' inputs for every clip of a benchmark split, computed once and cached.
+
+Per clip, the paper's chain (``../shared/design/architecture.md``):
+
+1. render the clip (optionally with occlusion of a given severity);
+2. pose: the profile's backend (vitpose-tiny) on every frame -> COCO-17 track;
+3. keyframes: ``uniform`` or ``pose-aware`` (on the estimated track, not the ground truth);
+4. SMPL-format fit of the keyframes' keypoints with the clip's camera
+   (``fit.fit_track``; a zoom-crop applied by occlusion is undone on the keypoints, as a
+   known change of intrinsics);
+5. the motion view: the FITTED body drawn in grey over each keyframe;
+6. the frozen vision encoder on the keyframes (visual pathway) and on the motion views
+   (motion pathway); for evaluation splits also on noised keyframes (VCD's contrast).
+
+The result (``PathwayFeatures``) also keeps what later chapters measure: the pose
+confidence on the keyframes, the fit's error against the ground-truth joints, the fitted
+SMPL parameters.  One ``.npz`` per (profile, split, keyframe mode, occlusion, clips),
+keyed by the config and the source of the code that computes it, written atomically.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .cache import atomic_path, source_digest, stage_dir, write_json_atomic
+from .config import Profile, load_profile
+from .data.benchmark import Benchmark
+from .pipeline.sampling import pose_aware_keyframes, uniform_keyframes
+
+KEYFRAME_MODES = ("uniform", "pose-aware")
+EVAL_SPLITS = ("test", "test_heldout")
+
+
+@dataclass(frozen=True)
+class PathwayFeatures:
+    """Cached inputs of N clips (row order = ``clip_ids``); K keyframes, g**2 tokens each.
+
+    visual, motion: (N, K * g**2, D) float16 frozen-encoder features of the keyframes and
+        of the fitted body drawn over them; visual_noised: the same for noised keyframes
+        (VCD), or None for training splits.
+    keyframes: (N, K) frame indices.  pose_confidence: (N,) mean COCO-17 confidence on the
+        keyframes.  fit_mpjpe_mm, fit_pa_mpjpe_mm: (N,) error of the fitted joints against
+        the ground truth on the keyframes.  body_pose (N, K, 69), global_orient (N, K, 3):
+        the fitted SMPL parameters.  info: how the features were made.
+    """
+
+    clip_ids: tuple[str, ...]
+    visual: np.ndarray
+    motion: np.ndarray
+    visual_noised: np.ndarray | None
+    keyframes: np.ndarray
+    pose_confidence: np.ndarray
+    fit_mpjpe_mm: np.ndarray
+    fit_pa_mpjpe_mm: np.ndarray
+    body_pose: np.ndarray
+    global_orient: np.ndarray
+    info: dict
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def rows(self, clip_ids) -> "PathwayFeatures":
+        """The features of ``clip_ids`` (in that order)."""
+        index = {c: i for i, c in enumerate(self.clip_ids)}
+        missing = [c for c in clip_ids if c not in index]
+        if missing:
+            raise KeyError(f"no features for clips {missing[:3]} (of {len(missing)})")
+        take = np.array([index[c] for c in clip_ids], dtype=np.int64)
+        arrays = {name: None if getattr(self, name) is None else getattr(self, name)[take] for name in _ARRAYS}
+        return PathwayFeatures(clip_ids=tuple(clip_ids), info=self.info, **arrays)
+
+
+_ARRAYS = ("visual", "motion", "visual_noised", "keyframes", "pose_confidence", "fit_mpjpe_mm",
+           "fit_pa_mpjpe_mm", "body_pose", "global_orient")
+
+
+def vision_config(profile: Profile) -> dict:
+    """The frozen encoder of a profile as ``MACMConfig.vision_config``."""
+    from .paths import resolve
+
+    f = profile.features
+    path = str(resolve(f.encoder_path)) if f.encoder_path else None
+    return {"name": f.encoder, "path": path, "grid": f.grid,
+            "image_size": f.encoder_image_size or profile.data.image_size,
+            "seed": profile.seed}
+
+
+def _key(profile: Profile, split: str, keyframes: str, occlusion: float, num_clips: int | None) -> dict:
+    # both modes are computed together: each mode's file has its own key
+    # the profile name too: vitpose-tiny's training run is chosen by it (train_vitpose.for_profile)
+    return {"profile": profile.name, "data": profile.data, "pose": profile.pose, "body": profile.body,
+            "features": profile.features,
+            "seed": profile.seed, "split": split, "keyframes": keyframes, "occlusion": round(float(occlusion), 4),
+            "num_clips": num_clips,
+            "source": source_digest("data", "render", "pose", "fit", "model/vision", "model/efficientnet_lite",
+                                    "pipeline", "features")}
+
+
+def features_path(profile: Profile, split: str, keyframes: str, occlusion: float = 0.0,
+                  num_clips: int | None = None) -> Path:
+    return stage_dir("features", _key(profile, split, keyframes, occlusion, num_clips)) / "features.npz"
+
+
+def load_features(profile: str | Profile, split: str, *, keyframes: str = "uniform", occlusion: float = 0.0,
+                  num_clips: int | None = None, force: bool = False, progress: bool = True) -> PathwayFeatures:
+    """The cached features of a split (computed first when missing or with ``force``).
+
+    num_clips: only the first clips of the split (the occlusion sweep); None: all.
+    """
+    profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    if keyframes not in KEYFRAME_MODES:
+        raise ValueError(f"keyframes must be one of {KEYFRAME_MODES}, got {keyframes!r}")
+    if not 0.0 <= occlusion < 1.0:
+        raise ValueError(f"occlusion must lie in [0, 1), got {occlusion}")
+    path = features_path(profile, split, keyframes, occlusion, num_clips)
+    if force or not path.is_file():
+        _compute(profile, split, occlusion=occlusion, num_clips=num_clips, progress=progress)
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    info = json.loads(str(arrays.pop("info")))
+    noised = arrays.pop("visual_noised") if "visual_noised" in arrays else None
+    return PathwayFeatures(clip_ids=tuple(str(c) for c in arrays.pop("clip_ids")), visual_noised=noised,
+                           info=info, **arrays)
+
+
+# ---------------------------------------------------------------------------------
+# Computing
+# ---------------------------------------------------------------------------------
+
+
+def noised(images: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """VCD's distorted video: ``sqrt(1 - s) * x + sqrt(s) * noise`` in [0, 1] pixels
+    (a forward-diffusion step with ``s`` = strength), clamped to [0, 1]."""
+    noise = torch.rand(images.shape, generator=generator)
+    return ((1 - strength) ** 0.5 * images + strength ** 0.5 * noise).clamp_(0, 1)
+
+
+def crop_body_layer(view: torch.Tensor, mask: torch.Tensor, frames: torch.Tensor, zoom: float,
+                    offset: np.ndarray) -> torch.Tensor:
+    """Composite a body layer drawn in the uncropped image (view (T, H, W, 3) uint8, mask
+    (T, H, W)) over ``frames`` that were zoom-cropped by ``after = zoom * before + offset``."""
+    if abs(zoom - 1.0) < 1e-6 and np.allclose(offset, 0.0, atol=1e-3):
+        return torch.where(mask[..., None], view, frames)
+    t, h, w = mask.shape
+    xs = ((torch.arange(w) + 0.5 - float(offset[0])) / zoom) / w * 2 - 1
+    ys = ((torch.arange(h) + 0.5 - float(offset[1])) / zoom) / h * 2 - 1
+    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1).expand(t, h, w, 2)
+    layer = torch.cat([view.float(), mask[..., None].float() * 255], dim=-1).permute(0, 3, 1, 2)
+    sampled = F.grid_sample(layer, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    sampled = sampled.permute(0, 2, 3, 1)
+    alpha = sampled[..., 3:] / 255
+    out = frames.float() * (1 - alpha) + sampled[..., :3] * alpha
+    return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def _to_images(frames: torch.Tensor) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (T, 3, H, W) float in [0, 1]."""
+    return frames.permute(0, 3, 1, 2).float() / 255
+
+
+def _compute(profile: Profile, split: str, *, occlusion: float, num_clips: int | None,
+             progress: bool) -> None:
+    """Both keyframe modes of a split in one pass: render and pose once, then per mode the
+    keyframes, the fit, the motion view and the encoder (each mode its own file)."""
+    from tqdm.auto import tqdm
+
+    from .fit.fitter import COCO17_MAP, fit_tracks, mpjpe, pa_mpjpe
+    from .model.vision import VisionEncoderConfig, build_vision_encoder
+    from .pose.backends import make_backend
+    from .render import overlay_body
+    from .render.occlusion import recover_zoom_crop
+
+    start = time.perf_counter()
+    bench = Benchmark.load(profile)
+    clip_ids = bench.split(split).index.tolist()
+    if num_clips is not None:
+        clip_ids = clip_ids[:num_clips]
+    if not clip_ids:
+        raise ValueError(f"split {split!r} of profile {profile.name!r} has no clips")
+    f = profile.features
+    pose = make_backend(profile.pose.backend, profile)
+    encoder = build_vision_encoder(VisionEncoderConfig.from_dict(vision_config(profile))).freeze()
+    with_noised = split in EVAL_SPLITS
+    out = {mode: {name: [] for name in _ARRAYS} for mode in KEYFRAME_MODES}
+    bar = tqdm(total=len(clip_ids), desc=f"features {split} occ={occlusion:g}", unit="clip",
+               file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    for first in range(0, len(clip_ids), f.batch_clips):
+        batch = clip_ids[first:first + f.batch_clips]
+        renders = [bench.render(c, occlusion=occlusion) for c in batch]
+        frames = torch.cat([r.frames for r in renders]).numpy()
+        tracks = pose(frames, fps=profile.data.fps)
+        crops, truths = [], []
+        for clip_id, render in zip(batch, renders):
+            crops.append(recover_zoom_crop(bench.joints_2d(clip_id), render.joints_2d.numpy()))
+        for mode in KEYFRAME_MODES:
+            chosen_all, points, confidences = [], [], []
+            for i, render in enumerate(renders):
+                t = render.frames.shape[0]
+                clip_points = tracks.keypoints[i * t:(i + 1) * t]
+                clip_confidence = tracks.confidence[i * t:(i + 1) * t]
+                chosen = (uniform_keyframes(t, f.keyframes) if mode == "uniform"
+                          else pose_aware_keyframes(clip_points, f.keyframes, clip_confidence))
+                zoom, offset = crops[i]
+                chosen_all.append(chosen)
+                points.append((clip_points[chosen] - offset) / zoom)  # undo the crop: the clip's camera holds
+                confidences.append(clip_confidence[chosen])
+            fits = fit_tracks(keypoints=points, confidence=confidences, joint_map=COCO17_MAP,
+                              camera=[bench.camera(c) for c in batch], names=batch)
+            key_rgb, key_motion = [], []
+            for i, (clip_id, render, fit, chosen) in enumerate(zip(batch, renders, fits, chosen_all)):
+                camera = bench.camera(clip_id)
+                truth = torch.from_numpy(bench.joints(clip_id)[chosen]).float()
+                blank = torch.zeros(render.frames[chosen].shape, dtype=torch.uint8)
+                view, mask = overlay_body(blank, fit.joints, camera)
+                key_frames = render.frames[chosen]
+                key_rgb.append(_to_images(key_frames))
+                key_motion.append(_to_images(crop_body_layer(view, mask, key_frames, *crops[i])))
+                o = out[mode]
+                o["keyframes"].append(chosen)
+                o["pose_confidence"].append(float(confidences[i].mean()))
+                o["fit_mpjpe_mm"].append(mpjpe(fit.joints, truth))
+                o["fit_pa_mpjpe_mm"].append(pa_mpjpe(fit.joints, truth))
+                o["body_pose"].append(fit.body_pose.numpy())
+                o["global_orient"].append(fit.global_orient.numpy())
+            rgb, motion = torch.stack(key_rgb), torch.stack(key_motion)
+            with torch.inference_mode():
+                out[mode]["visual"].append(encoder(rgb).half().numpy())
+                out[mode]["motion"].append(encoder(motion).half().numpy())
+                if with_noised:
+                    generator = torch.Generator().manual_seed(profile.seed * 1_000_003 + first)
+                    out[mode]["visual_noised"].append(
+                        encoder(noised(rgb, f.vcd_noise, generator)).half().numpy())
+        bar.update(len(batch))
+    bar.close()
+    seconds = round(time.perf_counter() - start, 1)
+    for mode in KEYFRAME_MODES:
+        arrays = {name: (np.concatenate(v) if name in ("visual", "motion", "visual_noised") else np.stack(v))
+                  for name, v in out[mode].items() if v}
+        info = {"profile": profile.name, "split": split, "keyframes": mode, "occlusion": occlusion,
+                "clips": len(clip_ids), "pose_backend": profile.pose.backend, "encoder": f.encoder,
+                "seconds_both_modes": seconds}
+        path = features_path(profile, split, mode, occlusion, num_clips)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, clip_ids=np.array(clip_ids), info=np.array(json.dumps(info)), **arrays)
+        write_json_atomic(path.with_name("info.json"), info)

@@ -1,0 +1,101 @@
+"""The result tables of the book: every trained variant x seed x decoder, scored.
+
+``caption_sets(profile)`` lists what is decoded: visual-only variants with
+``greedy_visual`` only (they have no motion pathway), the two-pathway variants with every
+decoder of ``eval.decoders``.  ``score_captions`` scores one set of captions (COCO and
+grounded metrics with bootstrap intervals, ``macm_core.eval``), cached by the hash of
+the captions themselves.  ``evaluate_profile`` (``macm eval``) puts everything in one
+long table; ``summarise_seeds`` gives mean and spread over training seeds.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+
+from .cache import source_digest, stage_dir, write_json_atomic
+from .config import Profile, load_profile
+from .variants import get_variant
+
+
+# the decoders each variant is scored with: M-ACM with every decoder of ``eval.decoders``;
+# macm-uniform with the ablation's (greedy on each input, MSD); visual-only models greedily
+ABLATION_DECODERS = ("greedy_visual", "greedy_joint", "msd")
+
+
+def decoders_for(profile: Profile, variant: str) -> tuple[str, ...]:
+    if not get_variant(variant).uses_motion:
+        return ("greedy_visual",)
+    if variant == "macm":
+        return tuple(profile.eval.decoders)
+    return tuple(d for d in profile.eval.decoders if d in ABLATION_DECODERS)
+
+
+def caption_sets(profile: Profile, *, seeds: list[int] | None = None) -> list[tuple[str, int, str]]:
+    """(variant, seed, decoder) of every caption set the profile's tables need."""
+    sets = []
+    for variant in profile.train.variants:
+        decoders = decoders_for(profile, variant)
+        for seed in seeds or profile.train.seeds:
+            sets.extend((variant, seed, decoder) for decoder in decoders)
+    return sets
+
+
+def score_captions(profile: Profile, captions: pd.DataFrame, *, qa: pd.DataFrame | None = None,
+                   seed: int = 0) -> dict[str, float]:
+    """Every metric of ``captions`` (``clip_id``, ``caption``) against the benchmark, with
+    bootstrap intervals; with ``qa`` (``answer``, ``gold``) also the true/false QA accuracy."""
+    from .data.benchmark import Benchmark
+    from .eval import evaluate_captions, qa_accuracy
+
+    text = json.dumps([captions["clip_id"].tolist(), captions["caption"].tolist(),
+                       None if qa is None else [qa["answer"].tolist(), qa["gold"].tolist()]])
+    key = {"captions": hashlib.sha256(text.encode()).hexdigest(), "bootstrap": profile.eval.bootstrap,
+           "seed": seed, "data": profile.data, "source": source_digest("eval", "results")}
+    path = stage_dir("scores", key) / "scores.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    bench = Benchmark.load(profile)
+    predictions = dict(zip(captions["clip_id"], captions["caption"]))
+    scores = evaluate_captions(predictions, bench, bootstrap=profile.eval.bootstrap, seed=seed)
+    if qa is not None:
+        scores["QA accuracy"] = float(qa_accuracy(qa["answer"].tolist(), qa["gold"].tolist()))
+    write_json_atomic(path, scores)
+    return scores
+
+
+def evaluate_profile(profile: str | Profile, *, split: str = "test", seeds: list[int] | None = None,
+                     qa: bool = True, progress: bool = True) -> pd.DataFrame:
+    """One row per (variant, seed, decoder): every metric, its interval, QA accuracy."""
+    from .captioning import caption_split
+
+    profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    rows = []
+    for variant, seed, decoder in caption_sets(profile, seeds=seeds):
+        captions = caption_split(profile, variant, decoder=decoder, seed=seed, split=split, progress=progress)
+        answers = caption_split(profile, variant, decoder=decoder, seed=seed, split=split, qa=True,
+                                progress=progress) if qa else None
+        scores = score_captions(profile, captions, qa=answers, seed=profile.seed)
+        rows.append({"variant": variant, "seed": seed, "decoder": decoder, **scores})
+    return pd.DataFrame(rows)
+
+
+def summarise_seeds(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of each (variant, decoder): columns
+    ``(metric, "mean")`` and ``(metric, "sd")``, plus the number of seeds."""
+    grouped = table.groupby(["variant", "decoder"], sort=False)
+    out = grouped[metrics].agg(["mean", "std"]).rename(columns={"std": "sd"}, level=1)
+    out[("seeds", "n")] = grouped.size()
+    return out
+
+
+def format_mean_sd(summary: pd.DataFrame, metrics: list[str], *, digits: int = 3) -> pd.DataFrame:
+    """'mean ± sd' strings for display (sd omitted with one seed)."""
+    cells = {}
+    for metric in metrics:
+        mean, sd = summary[(metric, "mean")], summary[(metric, "sd")]
+        cells[metric] = [f"{m:.{digits}f}" if not np.isfinite(s) else f"{m:.{digits}f} ± {s:.{digits}f}"
+                         for m, s in zip(mean, sd)]
+    return pd.DataFrame(cells, index=summary.index)

@@ -1,0 +1,202 @@
+"""The feature cache, trained variants, captioning and result tables, on the smoke profile.
+
+These share the default artifact cache (the smoke benchmark and vitpose-tiny are built
+once); every stage is keyed, so the tests reuse what an earlier test or notebook made.
+"""
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from macm_core.config import ConfigError, load_profile
+from macm_core.features import crop_body_layer, load_features, noised
+from macm_core.variants import VARIANTS, get_variant
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    return load_profile("smoke")
+
+
+@pytest.fixture(scope="module")
+def test_features(smoke):
+    return {mode: load_features(smoke, "test", keyframes=mode, progress=False) for mode in ("uniform", "pose-aware")}
+
+
+def test_features_have_the_shapes_of_both_pathways(smoke, test_features):
+    f = smoke.features
+    tokens = f.keyframes * f.grid ** 2
+    for mode, feats in test_features.items():
+        n = smoke.data.num_test
+        assert len(feats) == n and feats.info["keyframes"] == mode
+        assert feats.visual.shape == feats.motion.shape == feats.visual_noised.shape == (n, tokens, 64)
+        assert feats.visual.dtype == np.float16 and np.isfinite(feats.visual).all()
+        assert feats.keyframes.shape == (n, f.keyframes)
+        assert (np.diff(feats.keyframes, axis=1) > 0).all()  # increasing frame indices
+        assert ((feats.pose_confidence >= 0) & (feats.pose_confidence <= 1)).all()
+        assert (feats.fit_mpjpe_mm > 0).all() and (feats.fit_pa_mpjpe_mm <= feats.fit_mpjpe_mm + 1e-6).all()
+        assert not np.array_equal(feats.visual, feats.motion)  # the body view is another image
+        assert not np.array_equal(feats.visual, feats.visual_noised)
+
+
+def test_uniform_keyframes_are_evenly_spread_and_the_modes_differ(smoke, test_features):
+    uniform = test_features["uniform"].keyframes
+    assert (uniform == uniform[0]).all()  # the same indices for every clip
+    assert not np.array_equal(uniform, test_features["pose-aware"].keyframes)
+
+
+def test_features_are_reused_from_the_cache(smoke, test_features):
+    again = load_features(smoke, "test", keyframes="uniform", progress=False)
+    assert np.array_equal(again.visual, test_features["uniform"].visual)
+    assert again.clip_ids == test_features["uniform"].clip_ids
+
+
+def test_training_splits_have_no_vcd_features_and_bad_arguments_are_refused(smoke):
+    with pytest.raises(ValueError, match="keyframes must be one of"):
+        load_features(smoke, "test", keyframes="random")
+    with pytest.raises(ValueError, match="occlusion must lie in"):
+        load_features(smoke, "test", occlusion=1.5)
+    with pytest.raises(KeyError, match="no split 'heldout'"):
+        load_features(smoke, "heldout")
+
+
+def test_rows_reorders_features(test_features):
+    feats = test_features["uniform"]
+    picked = feats.rows([feats.clip_ids[2], feats.clip_ids[0]])
+    assert np.array_equal(picked.visual[0], feats.visual[2]) and np.array_equal(picked.visual[1], feats.visual[0])
+    with pytest.raises(KeyError, match="no features for clips"):
+        feats.rows(["nope"])
+
+
+def test_crop_body_layer_matches_a_direct_draw_without_crop_and_follows_a_zoom():
+    frames = torch.zeros(1, 32, 32, 3, dtype=torch.uint8)
+    view = torch.zeros_like(frames)
+    view[0, 8:12, 8:12] = 200
+    mask = view[..., 0] > 0
+    same = crop_body_layer(view, mask, frames, 1.0, np.zeros(2))
+    assert torch.equal(same, view)
+    zoomed = crop_body_layer(view, mask, frames, 2.0, np.array([-16.0, -16.0]))  # after = 2 * before - 16
+    ys, xs = np.nonzero(zoomed[0, ..., 0].numpy() > 100)
+    assert ys.min() >= 0 and 0 <= xs.min() <= 2 and 6 <= xs.max() <= 8
+
+
+def test_noised_stays_in_range_and_is_seeded():
+    images = torch.rand(2, 3, 3, 8, 8)
+    a = noised(images, 0.5, torch.Generator().manual_seed(0))
+    b = noised(images, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.min() >= 0 and a.max() <= 1 and not torch.equal(a, images)
+
+
+def test_variants_are_data_and_profiles_validate_their_values(tmp_path):
+    assert set(VARIANTS) >= {"baseline-coarse", "baseline-fine", "macm-uniform", "macm"}
+    assert not get_variant("baseline-fine").uses_motion and get_variant("macm").keyframes == "pose-aware"
+    with pytest.raises(ValueError, match="unknown variant"):
+        get_variant("macm-xl")
+    base = open(load_profile("smoke").source).read()
+    for old, new, message in (("encoder: tiny-random", "encoder: resnet", "features.encoder"),
+                              ("decoder: scratch-qwen2", "decoder: gpt5", "model.decoder"),
+                              ("variants: [baseline-coarse", "variants: [bogus", "train.variants"),
+                              ("keyframes: 4", "keyframes: 99", "features.keyframes"),
+                              ("decoders: [greedy_visual", "decoders: [beam", "eval.decoders")):
+        path = tmp_path / "p.yaml"
+        path.write_text(base.replace(old, new, 1))
+        with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+            load_profile(path)
+
+
+@pytest.fixture(scope="module")
+def trained(smoke):
+    from macm_core.runs import load_variant, train_variant
+
+    folder = train_variant(smoke, "macm", progress=False)
+    return folder, load_variant(smoke, "macm", progress=False)
+
+
+def test_a_trained_variant_is_saved_whole_and_loads_back(smoke, trained):
+    folder, (model, tokenizer, info) = trained
+    assert (folder / "config.json").is_file() and (folder / "run.json").is_file()
+    assert info["variant"] == "macm" and info["seed"] == smoke.train.seeds[0]
+    stage2 = info["stages"]["stage2"]["losses"]
+    assert len(stage2) == smoke.train.stage2_steps
+    assert stage2[-1][1] < info["stages"]["stage1"]["losses"][0][1]  # it learned something
+    assert info["parameters"]["vision_encoder (frozen)"] > 0
+    assert all(not p.requires_grad for p in model.vision_encoder.parameters())
+
+
+def test_an_untrained_variant_is_a_clear_error_when_training_is_not_allowed(smoke):
+    from macm_core.runs import load_variant
+
+    with pytest.raises(FileNotFoundError, match="macm train --profile smoke --variant baseline-fine --seed 77"):
+        load_variant(smoke, "baseline-fine", seed=77, train=False)
+
+
+def test_every_decoder_captions_the_test_split_in_one_batch_loop(smoke, trained, test_features):
+    from macm_core.captioning import generate
+
+    _, (model, tokenizer, _) = trained
+    feats = test_features["pose-aware"]
+    rows = [0, 1, 2]
+    for decoder in ("greedy_visual", "greedy_joint", "poe", "vcd", "msd"):
+        texts, logs = generate(model, tokenizer, feats, decoder=decoder, max_new_tokens=6, rows=rows,
+                               log_tokens=decoder == "msd", batch_size=2)
+        assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
+        if decoder == "msd":
+            assert len(logs) == 3 and all("changed" in entry and "text" in entry for entry in logs[0])
+    # batching does not change a caption
+    one, _ = generate(model, tokenizer, feats, decoder="msd", max_new_tokens=6, rows=[2], batch_size=1)
+    assert one[0] == texts[2]
+
+
+def test_vcd_needs_the_noised_features_of_an_evaluation_split(smoke, trained):
+    from macm_core.captioning import generate
+
+    _, (model, tokenizer, _) = trained
+    train_feats = load_features(smoke, "train", keyframes="pose-aware", progress=False)
+    assert train_feats.visual_noised is None
+    with pytest.raises(ValueError, match="VCD needs the noised-video features"):
+        generate(model, tokenizer, train_feats, decoder="vcd", max_new_tokens=2, rows=[0])
+
+
+def test_caption_split_caches_captions_and_answers(smoke, trained):
+    from macm_core.captioning import caption_split
+
+    first = caption_split(smoke, "macm", decoder="msd", progress=False)
+    again = caption_split(smoke, "macm", decoder="msd", progress=False)
+    assert list(first["clip_id"]) == list(again["clip_id"]) and list(first["caption"]) == list(again["caption"])
+    answers = caption_split(smoke, "macm", decoder="greedy_visual", qa=True, progress=False)
+    assert set(answers.columns) == {"clip_id", "question", "answer", "gold"}
+    assert set(answers["gold"]) <= {"true", "false"} and len(answers) > 0
+
+
+def test_caption_sets_score_visual_only_models_greedily(smoke):
+    from macm_core.results import caption_sets
+
+    sets = caption_sets(smoke, seeds=[0])
+    assert ("baseline-fine", 0, "msd") not in sets and ("baseline-fine", 0, "greedy_visual") in sets
+    assert {d for v, _, d in sets if v == "macm"} == set(smoke.eval.decoders)
+
+
+def test_msd_term_sets_are_cumulative():
+    from macm_core.captioning import msd_term_sets
+
+    sets = msd_term_sets()
+    assert list(sets) == ["L2", "L2+L1", "L2+L1+L3", "L2+L1+L3+L4", "L2+L1+L3+L4+L5"]
+    assert sets["L2"].enabled == ("L2",) and len(sets["L2+L1+L3+L4+L5"].enabled) == 5
+
+
+def test_macm_train_and_caption_commands(smoke, trained, capsys):
+    from macm_core.assets import asset_path
+    from macm_core.cli import main
+
+    folder, _ = trained
+    assert main(["train", "--profile", "smoke", "--variant", "macm"]) == 0
+    assert str(folder) in capsys.readouterr().out
+    assert main(["caption", "no-such-video.mp4", "--checkpoint", str(folder)]) == 1
+    assert "no-such-video.mp4" in capsys.readouterr().err
+    assert main(["caption", str(asset_path("sports2d-demo", "demo.mp4")), "--checkpoint", str(folder.parent)]) == 1
+    assert "not a trained model folder" in capsys.readouterr().err
+    video = asset_path("sports2d-demo", "demo.mp4")
+    assert main(["caption", str(video), "--checkpoint", str(folder), "--decoder", "msd", "--max-frames", "12"]) == 0
+    assert isinstance(capsys.readouterr().out, str)
