@@ -52,9 +52,10 @@ from macm_core.captioning import caption_split
 from macm_core.claims import record_verdict
 from macm_core.config import load_profile
 from macm_core.data.benchmark import Benchmark
-from macm_core.data.captions import PART_LEXICON
 from macm_core.determinism import set_determinism
-from macm_core.eval import grounded_metrics, parse_caption
+from macm_core.eval import (confusion_counts, confusion_matrix, describe_labels, flip_kind, grounded_metrics,
+                            judge_captions, labelled_limb)
+from macm_core.eval.confusion import FLIP_KINDS, MATRICES
 from macm_core.features import load_features
 from macm_core.paths import resolve
 from macm_core.variants import get_variant
@@ -105,26 +106,11 @@ overview
 # side words.
 
 # %%
-PART_TOKENS, SIDE_TOKENS = set(PART_LEXICON) - {"limb", "limbs"}, {"left", "right"}
-
-
-def flip_kind(top: str, chosen: str) -> str:
-    a, b = top.strip().lower(), chosen.strip().lower()
-    if a in PART_TOKENS and b in PART_TOKENS:
-        return "body part -> body part"
-    if a in SIDE_TOKENS and b in SIDE_TOKENS:
-        return "side -> side"
-    if {a, b} & (PART_TOKENS | SIDE_TOKENS):
-        return "part or side word <-> other"
-    return "other"
-
-
 flips["pair"] = [f"{json.dumps(a)} -> {json.dumps(b)}" for a, b in zip(flips["visual_top_text"], flips["text"])]
 flips["kind"] = [flip_kind(a, b) for a, b in zip(flips["visual_top_text"], flips["text"])]
 pairs = (flips.groupby(["pair", "kind"]).size().rename("flips").reset_index()
          .sort_values(["flips", "pair"], ascending=[False, True]).head(12).set_index("pair"))
-kinds = flips["kind"].value_counts().reindex(
-    ["body part -> body part", "side -> side", "part or side word <-> other", "other"], fill_value=0)
+kinds = flips["kind"].value_counts().reindex(list(FLIP_KINDS), fill_value=0)
 display(Markdown("**Flips by kind:** " + ", ".join(f"{k}: {n}" for k, n in kinds.items())
                  + f" (of {len(flips)})."))
 pairs
@@ -183,54 +169,16 @@ terms.round(4)
 # left/right confusion.
 
 # %%
-LIMB = {"hand": "hand/arm", "arm": "hand/arm", "foot": "foot/leg", "leg": "foot/leg"}
-LIMBS, SIDES = ["hand/arm", "foot/leg"], ["left", "right"]
-PART_COLUMNS, SIDE_COLUMNS = LIMBS + ["both", "neither"], SIDES + ["both", "no side"]
-
-
-def target(labels: pd.DataFrame):
-    """(limb, side) of a clip moving one limb on one side, else None."""
-    if (labels["part"] == "body").any():
-        return None
-    sided = {(LIMB[p], s) for p, s in zip(labels["part"], labels["side"]) if p in LIMB}
-    return sided.pop() if len(sided) == 1 else None
-
-
-def named(caption: str, limb: str) -> tuple[str, str]:
-    parts = parse_caption(caption).parts
-    limbs = {LIMB[p] for _, p in parts if p in LIMB}
-    sides = {s for s, p in parts if LIMB.get(p) == limb and s in SIDES}
-    part_col = "both" if len(limbs) == 2 else limbs.pop() if limbs else "neither"
-    side_col = "both" if len(sides) == 2 else sides.pop() if sides else "no side"
-    return part_col, side_col
-
-
-targets = {c: target(bench.labels(c)) for c in test_ids}
+targets = {c: labelled_limb(bench.labels(c)) for c in test_ids}
 eligible = [c for c in test_ids if targets[c] is not None]
-rows = []
-for decoder in DECODERS:
-    for c in eligible:
-        limb, side = targets[c]
-        part_col, side_col = named(captions[decoder].loc[c, "caption"], limb)
-        other_limb, other_side = LIMBS[1 - LIMBS.index(limb)], SIDES[1 - SIDES.index(side)]
-        rows.append({"decoder": decoder, "clip_id": c, "limb": limb, "side": side, "named limb": part_col,
-                     "named side": side_col, "hand/foot confusion": part_col in (other_limb, "both"),
-                     "left/right confusion": side_col in (other_side, "both")})
-judged = pd.DataFrame(rows, columns=["decoder", "clip_id", "limb", "side", "named limb", "named side",
-                                     "hand/foot confusion", "left/right confusion"])
-
-
-def matrix(decoder: str, row: str, col: str, rows_: list[str], cols_: list[str]) -> pd.DataFrame:
-    part = judged[judged["decoder"] == decoder]
-    return pd.crosstab(part[row], part[col]).reindex(index=rows_, columns=cols_, fill_value=0)
-
+judged = judge_captions({d: captions[d]["caption"].to_dict() for d in DECODERS}, targets, test_ids)
 
 fig_conf = make_subplots(rows=2, cols=2, horizontal_spacing=0.12, vertical_spacing=0.2,
                          subplot_titles=[f"{kind}, {d}" for kind in ("limb", "side") for d in DECODERS])
-for r, (row, col, rows_, cols_) in enumerate([("limb", "named limb", LIMBS, PART_COLUMNS),
-                                              ("side", "named side", SIDES, SIDE_COLUMNS)]):
+for r, kind in enumerate(("limb", "side")):
+    _, _, rows_, cols_ = MATRICES[kind]
     for k, decoder in enumerate(DECODERS):
-        m = matrix(decoder, row, col, rows_, cols_)
+        m = confusion_matrix(judged, kind, decoder)
         fig_conf.add_trace(go.Heatmap(z=m.to_numpy(), x=cols_, y=[f"labelled {v}" for v in rows_],
                                       text=m.to_numpy(), texttemplate="%{text}", colorscale="Blues",
                                       showscale=False, zmin=0, zmax=max(1, len(eligible))),
@@ -241,11 +189,7 @@ fig_conf.update_yaxes(autorange="reversed")
 figures.export(fig_conf, "synergy_confusions", figures_dir, height=560)
 figures.show(fig_conf, "synergy-confusions")
 
-confusions = (judged.groupby("decoder")[["hand/foot confusion", "left/right confusion"]].sum()
-              .reindex(list(DECODERS), fill_value=0).astype(int))
-confusions["either"] = (judged.assign(either=judged["hand/foot confusion"] | judged["left/right confusion"])
-                        .groupby("decoder")["either"].sum().reindex(list(DECODERS), fill_value=0).astype(int))
-confusions["clips"] = len(eligible)
+confusions = confusion_counts(judged, DECODERS)
 confusions
 
 # %% [markdown]
@@ -272,16 +216,6 @@ introduced = [c for c in eligible if c in wrong["msd"] and c not in wrong["greed
 differ = [c for c in test_ids if captions["greedy_visual"].loc[c, "caption"] != captions["msd"].loc[c, "caption"]]
 cases = list(dict.fromkeys(fixed + introduced + differ + eligible + test_ids))[:2 if config.name == "smoke" else 3]
 
-
-def describe(labels: pd.DataFrame) -> str:
-    """'right hand wave x2; head nod' from a clip's labelled segments."""
-    out = []
-    for part, side, action, n in zip(labels["part"], labels["side"], labels["action"], labels["repetitions"]):
-        words = ([side] if isinstance(side, str) else []) + [part, action]
-        out.append(" ".join(words) + (f" x{n}" if n > 1 else ""))
-    return "; ".join(out)
-
-
 tiles, titles = [], []
 for c in cases:
     frames = bench.render(c).frames.numpy()
@@ -300,7 +234,7 @@ fig_cases.update_layout(title="Case studies: the keyframes the model saw", heigh
 figures.export(fig_cases, "synergy_case_studies", figures_dir, height=220 * len(cases) + 60)
 figures.show(fig_cases, "synergy-case-studies")
 case_table = pd.DataFrame({
-    "labelled motion": [describe(bench.labels(c)) for c in cases],
+    "labelled motion": [describe_labels(bench.labels(c)) for c in cases],
     "reference": [bench.clips.loc[c, "caption"] for c in cases],
     "greedy_visual": [captions["greedy_visual"].loc[c, "caption"] for c in cases],
     "msd": [captions["msd"].loc[c, "caption"] for c in cases],

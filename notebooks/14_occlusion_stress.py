@@ -53,8 +53,7 @@ from macm_core.claims import record_verdict
 from macm_core.config import load_profile
 from macm_core.data.benchmark import Benchmark
 from macm_core.determinism import set_determinism
-from macm_core.eval.bootstrap import resample_indices, weights_of
-from macm_core.eval.grounded import count_columns, grounded_metrics, pooled, summarise
+from macm_core.eval import format_interval, grounded_metrics, interval_direction, paired_difference, summarise
 from macm_core.features import load_features
 from macm_core.paths import resolve
 from macm_core.results import score_captions
@@ -93,27 +92,11 @@ for severity in severities:
 
 pose = pd.DataFrame(pose_rows).set_index("severity")
 scores = pd.DataFrame(score_rows).set_index(["severity", "decoder"])
-
-
-def paired_gain(severity, metric):
-    """MSD minus greedy_visual on the same clips, with a paired percentile bootstrap interval."""
-    a, b = clip_tables[(severity, "msd")], clip_tables[(severity, "greedy_visual")]
-    assert list(a.index) == list(b.index)
-    ca, cb, size = count_columns(a), count_columns(b), len(a)
-
-    def gain(idx):
-        w = weights_of(idx, size)
-        return pooled(metric, ca, w) - pooled(metric, cb, w)
-
-    estimate = gain(np.arange(size))
-    draws = np.array([gain(idx) for idx in resample_indices(size, config.eval.bootstrap, config.seed)])
-    draws = draws[~np.isnan(draws)]
-    low, high = (np.quantile(draws, [0.025, 0.975]) if len(draws) else (np.nan, np.nan))
-    return float(estimate), float(low), float(high)
-
-
-gains = pd.DataFrame([{"severity": s, "metric": m, **dict(zip(("gain", "low", "high"), paired_gain(s, m)))}
-                      for s in severities for m in GAIN_METRICS]).set_index(["severity", "metric"])
+# MSD minus greedy_visual on the same clips, with a paired percentile bootstrap interval
+gains = pd.DataFrame([
+    {"severity": s, "metric": m, **dict(zip(("gain", "low", "high"), paired_difference(
+        clip_tables[(s, "msd")], clip_tables[(s, "greedy_visual")], m, n=config.eval.bootstrap, seed=config.seed)))}
+    for s in severities for m in GAIN_METRICS]).set_index(["severity", "metric"])
 
 # %% [markdown]
 # ## The motion pathway's input under occlusion
@@ -224,34 +207,19 @@ figures.show(fig_gain, "occlusion-msd-gain")
 clean, worst = severities[0], severities[-1]
 
 
-def gain_of(severity, metric):
-    return gains.loc[(severity, metric)]
-
-
 def describe(severity, metric):
-    g = gain_of(severity, metric)
-    if pd.isna(g["gain"]):
-        return "undefined (a decoder's captions name no body part)"
-    return f"{g['gain']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]"
+    return format_interval(*gains.loc[(severity, metric)],
+                           undefined="undefined (a decoder's captions name no body part)")
 
 
 def value(x):
     return "undefined (no body part named)" if pd.isna(x) else f"{x:.3f}"
 
 
-def positive(severity, metric="part_f1"):
-    """'yes': the interval lies above 0; 'no': the gain is <= 0; 'unclear': positive, interval reaches 0;
-    'none': no gain can be computed (a decoder's captions name no body part, so its F1 is undefined)."""
-    g = gain_of(severity, metric)
-    if pd.isna(g["gain"]):
-        return "none"
-    if g["gain"] > 0 and g["low"] > 0:
-        return "yes"
-    return "no" if not g["gain"] > 0 else "unclear"
-
-
-clean_state, worst_state = positive(clean), positive(worst)
-g_clean, g_worst = gain_of(clean, "part_f1")["gain"], gain_of(worst, "part_f1")["gain"]
+# 'yes': the part-F1 gain's interval lies above 0; 'unclear': positive, interval reaches 0; 'no': <= 0;
+# 'none': no gain can be computed (a decoder's captions name no body part, so its F1 is undefined)
+clean_state, worst_state = (interval_direction(*gains.loc[(s, "part_f1"), ["gain", "low"]]) for s in (clean, worst))
+g_clean, g_worst = gains.loc[(clean, "part_f1"), "gain"], gains.loc[(worst, "part_f1"), "gain"]
 if clean_state == "none":
     fate = ("on clean video the captions of at least one decoder name no body part at all, so MSD's part-F1 gain "
             "is undefined and there is nothing for occlusion to erase")
@@ -271,7 +239,7 @@ else:
     fate = (f"MSD's gain does not shrink under occlusion: part-F1 gain {describe(clean, 'part_f1')} at severity "
             f"{clean:g}, {describe(worst, 'part_f1')} at {worst:g}")
 conf_drop = pose.loc[clean, "pose confidence"] - pose.loc[worst, "pose confidence"]
-chair_clean, chair_worst = gain_of(clean, "CHAIR_s")["gain"], gain_of(worst, "CHAIR_s")["gain"]
+chair_clean, chair_worst = gains.loc[(clean, "CHAIR_s"), "gain"], gains.loc[(worst, "CHAIR_s"), "gain"]
 display(Markdown(
     f"From severity {clean:g} to {worst:g} the mean pose confidence falls by {conf_drop:.3f} "
     f"({pose.loc[clean, 'pose confidence']:.3f} -> {pose.loc[worst, 'pose confidence']:.3f}) and the fit error "

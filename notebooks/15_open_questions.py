@@ -38,9 +38,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import torch
-import torch.nn.functional as F
 from IPython.display import Markdown, display
-from smplx.lbs import batch_rodrigues
 
 from macm_core import figures
 from macm_core.captioning import caption_split
@@ -48,10 +46,9 @@ from macm_core.claims import record_verdict
 from macm_core.config import load_profile
 from macm_core.data.benchmark import Benchmark
 from macm_core.determinism import set_determinism
-from macm_core.eval.bootstrap import bootstrap_ci
-from macm_core.eval.lexicon import parse_caption
+from macm_core.eval import (bootstrap_ci, composition_rates, limb_labels, limb_side_accuracy, pool_keyframes,
+                            run_probe, smpl_features)
 from macm_core.features import load_features
-from macm_core.motion.encoder import axis_angle_to_6d
 from macm_core.paths import resolve
 from macm_core.results import evaluate_profile, format_mean_sd, score_captions, summarise_seeds
 
@@ -159,31 +156,12 @@ display(format_mean_sd(summary_b, B_METRICS))
 
 held_out_pairs = {tuple(p) for p in config.data.held_out_pairs}
 held_parts = {part for part, _ in held_out_pairs}
-split_of = bench.clips["split"]
-
-
-def side_of(side):
-    return side if isinstance(side, str) and side else None
-
-
-def composition_rates(frame, split):
-    """Per labelled segment: is its part (with side) named, its action named, and both?"""
-    said = {cid: parse_caption(text) for cid, text in zip(frame["clip_id"], frame["caption"])}
-    segs = bench.segments[bench.segments["clip_id"].isin(said)]
-    if split == "test_heldout":
-        segs = segs[[(p, a) in held_out_pairs for p, a in zip(segs["part"], segs["action"])]]
-    else:   # seen compositions of the same parts
-        segs = segs[segs["part"].isin(held_parts)]
-    part_named = np.array([(side_of(s), p) in said[c].parts
-                           for c, p, s in zip(segs["clip_id"], segs["part"], segs["side"])], dtype=bool)
-    action_named = np.array([a in said[c].actions for c, a in zip(segs["clip_id"], segs["action"])], dtype=bool)
-    return {"segments": len(segs), "part named": part_named.mean() if len(segs) else np.nan,
-            "action named": action_named.mean() if len(segs) else np.nan,
-            "both named": (part_named & action_named).mean() if len(segs) else np.nan}
-
-
+# per labelled segment: is its part (with side) named, its action named, and both? On test_heldout the segments
+# with a held-out pair, on test the (seen) compositions of the same parts
 comp = pd.DataFrame([{"variant": v, "decoder": d, "seed": s, "split": split,
-                      **composition_rates(captions[(v, d, s, split)], split)}
+                      **composition_rates(dict(zip(captions[(v, d, s, split)]["clip_id"],
+                                                   captions[(v, d, s, split)]["caption"])),
+                                          bench.segments, held_out_pairs, held_out=split == "test_heldout")}
                      for v, d in HELDOUT_ROWS for s in seeds for split in ("test", "test_heldout")])
 comp_mean = comp.groupby(["variant", "decoder", "split"], sort=False)[
     ["segments", "part named", "action named", "both named"]].mean()
@@ -259,109 +237,33 @@ display(Markdown(
 # what is linearly readable, not what a trained encoder could extract.
 
 # %%
-GROUP = {"hand": "arm", "arm": "arm", "foot": "leg", "leg": "leg"}
-first_segment = bench.segments.sort_values("segment").groupby("clip_id").first()
-
-
-def limb_label(clip_id):
-    row = first_segment.loc[clip_id]
-    if row["part"] in GROUP:
-        return f"{row['side']} {GROUP[row['part']]}"
-    return "whole body" if row["part"] == "body" else row["part"]
-
-
-def side_part(label):
-    """("left", "arm") for "left arm", (None, "whole body") for an unsided label."""
-    side, _, limb = label.partition(" ")
-    return (side, limb) if side in ("left", "right") else (None, label)
-
-
-def smpl_features(feats):
-    """Per-joint rotation speed (mean, max), rotation spread and mean rotation (6D) over the keyframes."""
-    n, k = feats.body_pose.shape[:2]
-    pose = torch.as_tensor(np.concatenate([feats.global_orient, feats.body_pose], axis=-1),
-                           dtype=torch.float32).reshape(n, k, -1, 3)
-    rot = batch_rodrigues(pose.reshape(-1, 3)).reshape(n, k, -1, 3, 3)
-    rel = rot[:, :-1].transpose(-1, -2) @ rot[:, 1:]
-    angle = torch.arccos(((rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1.0, 1.0))
-    seconds = torch.as_tensor(np.maximum(np.diff(feats.keyframes, axis=1), 1) / config.data.fps,
-                              dtype=torch.float32)
-    speed = angle / seconds[..., None]                                    # (n, k-1, 24) rad/s
-    six = axis_angle_to_6d(pose[:, :, 1:])                                # body joints only: (n, k, 23, 6)
-    return torch.cat([speed.mean(1), speed.amax(1), six.std(1).mean(-1), six.mean(1).reshape(n, -1)], 1).numpy()
-
-
-def pooled(array, keep_grid):
-    x = np.asarray(array, dtype=np.float32)
-    if not keep_grid:
-        return x.mean(1)
-    cells = config.features.grid ** 2
-    return x.reshape(x.shape[0], -1, cells, x.shape[-1]).mean(1).reshape(x.shape[0], -1)
-
-
+grid = config.features.grid
 REPRESENTATIONS = {
-    "frames, mean-pooled": lambda f: pooled(f.visual, False),
-    "frames, grid kept": lambda f: pooled(f.visual, True),
-    "rendered body, mean-pooled": lambda f: pooled(f.motion, False),
-    "rendered body, grid kept": lambda f: pooled(f.motion, True),
-    "frames + rendered body, grid kept": lambda f: np.concatenate([pooled(f.visual, True), pooled(f.motion, True)], 1),
-    "SMPL parameters": smpl_features,
+    "frames, mean-pooled": lambda f: pool_keyframes(f.visual),
+    "frames, grid kept": lambda f: pool_keyframes(f.visual, grid),
+    "rendered body, mean-pooled": lambda f: pool_keyframes(f.motion),
+    "rendered body, grid kept": lambda f: pool_keyframes(f.motion, grid),
+    "frames + rendered body, grid kept": lambda f: np.concatenate([pool_keyframes(f.visual, grid),
+                                                                   pool_keyframes(f.motion, grid)], 1),
+    "SMPL parameters": lambda f: smpl_features(f.global_orient, f.body_pose, f.keyframes, config.data.fps),
 }
-labels = {split: [limb_label(c) for c in f.clip_ids] for split, f in probe_feats.items()}
+labels = {split: limb_labels(bench.segments, f.clip_ids) for split, f in probe_feats.items()}
 classes = sorted(set(labels["train"]) | set(labels["test"]))
 y = {split: torch.as_tensor([classes.index(label) for label in labels[split]]) for split in labels}
 
-
-def fit_probe(x, target, strength):
-    """Multinomial logistic regression on standardised features (LBFGS, L2 penalty ``strength``)."""
-    x = torch.as_tensor(x, dtype=torch.float32)
-    mu, sd = x.mean(0), x.std(0) + 1e-6
-    linear = torch.nn.Linear(x.shape[1], len(classes))
-    torch.nn.init.zeros_(linear.weight), torch.nn.init.zeros_(linear.bias)
-    opt = torch.optim.LBFGS(linear.parameters(), lr=1.0, max_iter=100, history_size=10,
-                            line_search_fn="strong_wolfe")
-    xs = (x - mu) / sd
-
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(linear(xs), target) + strength * linear.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-
-    def predict(z):
-        with torch.no_grad():
-            return linear((torch.as_tensor(z, dtype=torch.float32) - mu) / sd).argmax(1)
-    return predict
-
-
-STRENGTHS = (1e-3, 1e-2, 1e-1, 1.0)
 n_train = len(y["train"])
-folds = np.array_split(np.random.default_rng(config.seed).permutation(n_train), min(3, n_train))
 probe_rows, correct = [], {}
 for name, make in REPRESENTATIONS.items():
     x_train, x_test = make(probe_feats["train"]), make(probe_feats["test"])
-    cv = {}
-    for strength in STRENGTHS:
-        hits = []
-        for fold in folds:
-            train_idx = np.setdiff1d(np.arange(n_train), fold)
-            predict = fit_probe(x_train[train_idx], y["train"][train_idx], strength)
-            hits.append((predict(x_train[fold]) == y["train"][fold]).numpy())
-        cv[strength] = np.concatenate(hits).mean()
-    best = max(STRENGTHS, key=lambda s: (cv[s], s))          # ties: the stronger penalty
-    predicted = fit_probe(x_train, y["train"], best)(x_test).numpy()
+    # L2 strength by 3-fold CV on the training split (ties: the stronger penalty), refitted on all of it
+    fitted = run_probe(x_train, y["train"], x_test, num_classes=len(classes), seed=config.seed)
     truth = y["test"].numpy()
-    correct[name] = (predicted == truth).astype(float)
-    sided = np.array([side_part(classes[t])[0] is not None for t in truth])
-    side_ok = np.array([side_part(classes[p])[0] == side_part(classes[t])[0] for p, t in zip(predicted, truth)])
-    limb_ok = np.array([side_part(classes[p])[1] == side_part(classes[t])[1] for p, t in zip(predicted, truth)])
+    correct[name] = (fitted.predicted == truth).astype(float)
+    limb_acc, side_acc = limb_side_accuracy(fitted.predicted, truth, classes)
     acc, low, high = bootstrap_ci(correct[name], n=config.eval.bootstrap, seed=config.seed)
-    probe_rows.append({"representation": name, "dims": x_train.shape[1], "L2 (by CV)": best,
-                       "CV accuracy (train)": cv[best], "test accuracy": acc, "low": low, "high": high,
-                       "limb, side ignored": limb_ok.mean(),
-                       "side, sided limbs": side_ok[sided].mean() if sided.any() else np.nan})
+    probe_rows.append({"representation": name, "dims": x_train.shape[1], "L2 (by CV)": fitted.strength,
+                       "CV accuracy (train)": fitted.cv_accuracy[fitted.strength], "test accuracy": acc,
+                       "low": low, "high": high, "limb, side ignored": limb_acc, "side, sided limbs": side_acc})
 probe = pd.DataFrame(probe_rows).set_index("representation")
 majority = classes[int(torch.bincount(y["train"], minlength=len(classes)).argmax())]
 chance = float(np.mean([label == majority for label in labels["test"]]))
