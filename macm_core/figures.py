@@ -7,11 +7,16 @@ the static copies with kaleido, which drives Debian's chromium.
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
 
 import plotly.graph_objects as go
+
+# kaleido's browser driver logs (with a traceback) and then ignores a garbled message from
+# chromium now and then under load; the export is unaffected, the noise would reach the book
+logging.getLogger("choreographer").setLevel(logging.CRITICAL)
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 

@@ -75,8 +75,8 @@ for clip_id in shown:
             titles.append(f"{clip_id} {'frame' if view == 'frames' else 'motion view'} t={t}")
 grid = np.stack(tiles)
 fig_samples = px.imshow(grid, facet_col=0, facet_col_wrap=2 * len(times), binary_string=True)
-for annotation, title in zip(fig_samples.layout.annotations, titles):
-    annotation.text = title.split(" ", 1)[1]
+for annotation in fig_samples.layout.annotations:  # plotly lists facets bottom row first: go by index
+    annotation.text = titles[int(annotation.text.split("=")[-1])].split(" ", 1)[1]
     annotation.font.size = 9
 fig_samples.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
 fig_samples.update_layout(title="HMI-Synth test clips: frames and motion views",
@@ -189,7 +189,26 @@ for name, case in cases.items():
     row.update({r.name: f"{'pass' if r.passed else 'FAIL'} ({r.value:.3g} {r.op} {r.threshold:.3g})"
                 for r in decision.reasons})
     rows.append(row)
-pd.DataFrame(rows).set_index("case")
+filter_table = pd.DataFrame(rows).set_index("case")
+filter_table
+
+# %%
+from IPython.display import Markdown
+
+from macm_core.claims import record_verdict
+
+right = sum(bool(filter_table.loc[name, "accept"]) == (name == "as rendered") for name in filter_table.index)
+wider = spread_table.loc["mean", "pose-aware"] > spread_table.loc["mean", "uniform"]
+verdict = ("reproduced in direction" if right == len(filter_table) and wider else
+           "partly reproduced" if right or wider else "not reproduced")
+ours = (f"filters decide {right} of {len(filter_table)} constructed cases as intended; pose-aware keyframes "
+        f"{'are' if wider else 'are not'} more spread than uniform ones "
+        f"({spread_table.loc['mean', 'pose-aware']:.3f} vs {spread_table.loc['mean', 'uniform']:.3f})")
+record_verdict(config.name, "C11", ours=ours, verdict=verdict,
+               reason="synthetic tracks built to pass or fail one rule each, and the keyframe spread on the test "
+                      "split's ground-truth tracks; whether the filters pick informative clips from real footage "
+                      "at scale is not measured here")
+Markdown(f"C11: {ours}: **{verdict}**.")
 
 # %% [markdown]
 # ## Real videos
@@ -226,8 +245,8 @@ for name, path in videos.items():
         real_tiles.append(canvas)
         real_titles.append(f"{name}, frame {int(clip.indices[k])}")
 fig_real = px.imshow(np.stack(real_tiles), facet_col=0, facet_col_wrap=3, binary_string=True)
-for annotation, title in zip(fig_real.layout.annotations, real_titles):
-    annotation.text = title
+for annotation in fig_real.layout.annotations:  # plotly lists facets bottom row first: go by index
+    annotation.text = real_titles[int(annotation.text.split("=")[-1])]
 fig_real.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
 fig_real.update_layout(title="Real demo videos (decoded with PyAV)", height=760,
                        margin={"l": 10, "r": 10, "t": 60, "b": 10})

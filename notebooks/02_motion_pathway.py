@@ -216,8 +216,8 @@ for column, (camera, frames) in enumerate(views.items()):
             fig_real.add_trace(go.Scatter(x=points[[a, b], 0], y=points[[a, b], 1], mode="lines",
                                           line={"color": "yellow", "width": 2}, showlegend=False),
                                row=1, col=column + 1)
-for annotation, text in zip(fig_real.layout.annotations, titles):
-    annotation.text = text
+for annotation in fig_real.layout.annotations:  # plotly lists facets bottom row first: go by index
+    annotation.text = titles[int(annotation.text.split("=")[-1])]
 fig_real.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
 fig_real.update_layout(title="BlazePose on the four pose2sim cameras (same instant)", height=520,
                        margin={"l": 10, "r": 10, "t": 60, "b": 10})
