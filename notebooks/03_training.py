@@ -110,7 +110,8 @@ figures.show(fig, "training-loss-curves")
 # %% [markdown]
 # ## Wall time on this machine
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# (times and rates differ from run to run)
 rows = []
 for (variant, s), run in runs.items():
     rows.append({"variant": variant, "seed": s, "train clips": run["train_clips"],
