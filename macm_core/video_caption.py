@@ -57,7 +57,6 @@ def caption_video(video: str | Path, checkpoint: str | Path, *, decoder: str = "
                   max_frames: int | None = None, max_new_tokens: int | None = None) -> VideoCaption:
     """Caption ``video`` with ``decoder`` (and, once the pathways are computed, with every
     decoder of ``decoders`` too: ``.captions``)."""
-    from .body.smpl import load_body_model  # noqa: F401  (the procedural body is the default)
     from .captioning import generate
     from .config import load_profile
     from .decoding import DECODERS

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import resource
-import sys
 import tempfile
 from typing import Callable
 
@@ -62,5 +61,4 @@ def bench_train(profile: str = "cpu", *, steps: int = 30, threads: int = 1,
     emit(f"train ({config.name}, {threads} thread{'s' * (threads > 1)}): stage 2 {stage2['samples_per_s']:.1f} "
          f"samples/s, peak RSS {stage2['peak_rss_mib']:.0f} MiB; one variant ~{total:.0f} s, "
          f"{runs} runs ~{runs * total / 60:.1f} min")
-    print("", file=sys.stderr, end="")
     return {"rows": rows, "one_run_s": total}

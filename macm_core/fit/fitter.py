@@ -716,22 +716,12 @@ def fit_tracks(*, keypoints=None, world=None, confidence, joint_map: JointMap | 
     if len(confidences) != count:
         raise ValueError(f"confidence must have one (T, K) array per clip: {count} tracks "
                          f"but {len(confidences)} confidences")
-    if isinstance(camera, Camera) or camera is None:
-        cameras = [camera] * count
-    else:
-        cameras = list(camera)
-        if len(cameras) != count:
-            raise ValueError(f"camera: give one Camera for every clip or a list of {count} "
-                             f"(one per clip), got a list of {len(cameras)}")
+    cameras = _one_per_clip(camera, single=isinstance(camera, Camera) or camera is None, count=count,
+                            name="camera", one="Camera")
     for each in cameras:
         _check_camera(each)
-    if image_size is None or _is_image_size(image_size):
-        image_sizes = [image_size] * count
-    else:
-        image_sizes = list(image_size)
-        if len(image_sizes) != count:
-            raise ValueError(f"image_size: give one (H, W) for every clip or a list of "
-                             f"{count} (one per clip), got a list of {len(image_sizes)}")
+    image_sizes = _one_per_clip(image_size, single=image_size is None or _is_image_size(image_size),
+                                count=count, name="image_size", one="(H, W)")
     if names is None:
         labels = [f"clip #{i}" for i in range(count)]
     else:
@@ -742,6 +732,18 @@ def fit_tracks(*, keypoints=None, world=None, confidence, joint_map: JointMap | 
     return _fit_batch(clips, confidences, dim=dim, joint_map=as_joint_map(joint_map),
                       cameras=cameras, image_sizes=image_sizes, body=body, config=config,
                       labels=labels, on_error=on_error)
+
+
+def _one_per_clip(value, *, single: bool, count: int, name: str, one: str) -> list:
+    """``value`` for every clip when it is a ``single`` one, else the sequence, which must
+    hold one entry per clip."""
+    if single:
+        return [value] * count
+    values = list(value)
+    if len(values) != count:
+        raise ValueError(f"{name}: give one {one} for every clip or a list of {count} "
+                         f"(one per clip), got a list of {len(values)}")
+    return values
 
 
 def _check_call(keypoints, world, config) -> None:

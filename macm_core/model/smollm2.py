@@ -35,7 +35,6 @@ checked), ready for ``train(..., TrainConfig(stage=2, lora=True))``.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -47,6 +46,7 @@ from typing import Any
 
 import torch
 
+from macm_core.assets import file_sha256
 from macm_core.cache import source_digest, stage_dir, write_json_atomic
 
 ASSET_NAME = "smollm2-135m"
@@ -71,17 +71,10 @@ def gguf_path() -> Path:
         raise FileNotFoundError(f"the SmolLM2-135M-Instruct GGUF file is missing ({error}); {MISSING_HINT}") from None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def conversion_key(gguf: Path) -> dict[str, Any]:
     """What the converted folder depends on: the GGUF file, this module's source, the libraries."""
-    return {"gguf": {"name": gguf.name, "size": gguf.stat().st_size, "sha256": _sha256(gguf)},
+    return {"gguf": {"name": gguf.name, "size": gguf.stat().st_size, "sha256": file_sha256(gguf)},
             "source": source_digest("model/smollm2"),
             "transformers": importlib.metadata.version("transformers"),
             "gguf_lib": importlib.metadata.version("gguf")}
