@@ -196,7 +196,7 @@ def _compute(profile: Profile, split: str, *, occlusion: float, num_clips: int |
         renders = [bench.render(c, occlusion=occlusion) for c in batch]
         frames = torch.cat([r.frames for r in renders]).numpy()
         tracks = pose(frames, fps=profile.data.fps)
-        crops, truths = [], []
+        crops = []
         for clip_id, render in zip(batch, renders):
             crops.append(recover_zoom_crop(bench.joints_2d(clip_id), render.joints_2d.numpy()))
         for mode in KEYFRAME_MODES:
