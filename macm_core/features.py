@@ -119,9 +119,11 @@ def load_features(profile: str | Profile, split: str, *, keyframes: str = "unifo
         raise ValueError(f"keyframes must be one of {KEYFRAME_MODES}, got {keyframes!r}")
     if not 0.0 <= occlusion < 1.0:
         raise ValueError(f"occlusion must lie in [0, 1), got {occlusion}")
-    path = features_path(profile, split, keyframes, occlusion, num_clips)
+    # both modes' files, keyed once: a computation writes where this call then reads
+    paths = {mode: features_path(profile, split, mode, occlusion, num_clips) for mode in KEYFRAME_MODES}
+    path = paths[keyframes]
     if force or not path.is_file():
-        _compute(profile, split, occlusion=occlusion, num_clips=num_clips, progress=progress)
+        _compute(profile, split, occlusion=occlusion, num_clips=num_clips, paths=paths, progress=progress)
     with np.load(path, allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files}
     info = json.loads(str(arrays.pop("info")))
@@ -166,7 +168,7 @@ def _to_images(frames: torch.Tensor) -> torch.Tensor:
 
 
 def _compute(profile: Profile, split: str, *, occlusion: float, num_clips: int | None,
-             progress: bool) -> None:
+             paths: dict[str, Path], progress: bool) -> None:
     """Both keyframe modes of a split in one pass: render and pose once, then per mode the
     keyframes, the fit, the motion view and the encoder (each mode its own file)."""
     from tqdm.auto import tqdm
@@ -246,7 +248,7 @@ def _compute(profile: Profile, split: str, *, occlusion: float, num_clips: int |
         info = {"profile": profile.name, "split": split, "keyframes": mode, "occlusion": occlusion,
                 "clips": len(clip_ids), "pose_backend": profile.pose.backend, "encoder": f.encoder,
                 "seconds_both_modes": seconds}
-        path = features_path(profile, split, mode, occlusion, num_clips)
+        path = paths[mode]
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
