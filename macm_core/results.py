@@ -78,8 +78,39 @@ def evaluate_profile(profile: str | Profile, *, split: str = "test", seeds: list
         answers = caption_split(profile, variant, decoder=decoder, seed=seed, split=split, qa=True,
                                 progress=progress) if qa else None
         scores = score_captions(profile, captions, qa=answers, seed=profile.seed)
-        rows.append({"variant": variant, "seed": seed, "decoder": decoder, **scores})
+        rows.append({"variant": variant, "seed": seed, "decoder": decoder, **scores,
+                     "distinct_captions": distinct_share(captions["caption"])})
     return pd.DataFrame(rows)
+
+
+# a model writing fewer distinct captions than this share of the clips ignores its input
+MIN_DISTINCT_SHARE = 0.05
+
+
+def distinct_share(captions) -> float:
+    """The number of distinct captions over the number of clips (1.0: every clip its own)."""
+    captions = list(captions)
+    return len(set(captions)) / len(captions) if captions else float("nan")
+
+
+def collapse_reason(table: pd.DataFrame, rows: list[tuple[str, str]] | None = None) -> str | None:
+    """Why a comparison of ``rows`` ((variant, decoder); default all) says nothing, or None.
+
+    A caption set whose ``distinct_captions`` share is below ``MIN_DISTINCT_SHARE`` comes
+    from a model that writes (nearly) one caption whatever the clip: it learned the
+    caption prior, not the video, so differences between such models are not about the
+    pathways.  Returns a sentence naming those sets, for a verdict's reason.
+    """
+    keyed = table.set_index(["variant", "decoder"])
+    if rows is not None:
+        keyed = keyed.loc[[r for r in rows if r in keyed.index]]
+    low = keyed[keyed["distinct_captions"] < MIN_DISTINCT_SHARE]
+    if low.empty:
+        return None
+    names = sorted({f"{v} / {d}" for v, d in low.index})
+    return (f"{len(low)} of {len(keyed)} compared caption sets ({', '.join(names[:4])}"
+            f"{', ...' if len(names) > 4 else ''}) have fewer than {MIN_DISTINCT_SHARE:.0%} distinct captions: "
+            "those models ignore their input, so the comparison does not test the claim")
 
 
 def summarise_seeds(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
