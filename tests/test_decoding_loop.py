@@ -110,6 +110,22 @@ def test_left_padding_gives_each_row_its_own_logits(arch):
     assert torch.allclose(unpositioned, alone, atol=1e-3) == (arch == "qwen2")
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+@torch.no_grad()
+def test_preallocated_cache_gives_the_concatenating_caches_logits_bit_for_bit(arch):
+    model = tiny_model(arch)
+    prompts = make_prompts(LENGTHS, seed=3)
+    rows = prompts.visual + prompts.motion
+    growing, preallocated = CachedRows(model, rows), CachedRows(model, rows, max_new_tokens=4)
+    assert torch.equal(growing.start(), preallocated.start())
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        step = torch.randn(len(rows), 1, rows[0].shape[-1], generator=generator)
+        assert torch.equal(growing.advance(step), preallocated.advance(step))
+    with pytest.raises(RuntimeError, match="holds .* positions"):
+        preallocated.advance(step)
+
+
 # --------------------------------------------------------------------------- batched == unbatched
 
 

@@ -42,7 +42,8 @@ from .msd import (
     VCDConfig,
     gather_token_log,
     greedy_scores,
-    msd_scores,
+    msd_from_log_probs,
+    pair_log_probs,
     poe_scores,
     vcd_scores,
 )
@@ -140,22 +141,62 @@ def left_pad(seqs: list[Tensor]) -> tuple[Tensor, Tensor]:
     return embeds, mask
 
 
+def preallocated_cache(capacity: int):
+    """A transformers ``DynamicCache`` whose layers write each step's keys and values into
+    buffers of ``capacity`` positions instead of concatenating (``PreallocatedLayer``);
+    None when this transformers has no cache layers (4.x: the model builds its own)."""
+    try:
+        from transformers.cache_utils import DynamicCache, DynamicLayer
+    except ImportError:
+        return None
+
+    class PreallocatedLayer(DynamicLayer):
+        """``DynamicLayer`` with the same keys and values, kept as views of one buffer.
+
+        ``DynamicLayer.update`` concatenates, copying the whole cache at every step (the
+        larger share of a small model's per-token time beyond its matmuls, twice as
+        large for the two rows of a pairwise decoder).  Here a step copies only its own
+        positions; the attention reads ``buffer[:, :, :length]``, the same numbers.
+        """
+
+        def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+                batch, heads, _, dim = key_states.shape
+                self.key_buffer = key_states.new_empty(batch, heads, capacity, dim)
+                self.value_buffer = value_states.new_empty(batch, heads, capacity, value_states.shape[-1])
+                self.length = 0
+            end = self.length + key_states.shape[-2]
+            if end > capacity:
+                raise RuntimeError(f"the decoding cache holds {capacity} positions, {end} were asked for")
+            self.key_buffer[:, :, self.length:end].copy_(key_states)
+            self.value_buffer[:, :, self.length:end].copy_(value_states)
+            self.length = end
+            self.keys, self.values = self.key_buffer[:, :, :end], self.value_buffer[:, :, :end]
+            return self.keys, self.values
+
+    cache = DynamicCache()
+    cache.layer_class_to_replicate = PreallocatedLayer
+    return cache
+
+
 class CachedRows:
     """R prompts of one causal LM advanced together, one token per row per step, with
     one KV cache.
 
     ``start()`` runs the left-padded prompts and returns the next-token logits (R, V);
     ``advance(embeds (R, 1, D))`` appends one token to every row and returns the next
-    logits (R, V).
+    logits (R, V).  ``max_new_tokens``: when given, the cache is preallocated for the
+    prompt plus that many tokens (``preallocated_cache``); else it grows by concatenation.
     """
 
-    def __init__(self, model, prompts: list[Tensor]) -> None:
+    def __init__(self, model, prompts: list[Tensor], *, max_new_tokens: int | None = None) -> None:
         self.model = model
         params = inspect.signature(model.forward).parameters
         self.cache_key = "cache" if "cache" in params else "past_key_values"
         self.keep_last = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self.embeds, self.mask = left_pad(prompts)
-        self.cache = None
+        self.cache = None if max_new_tokens is None else preallocated_cache(self.mask.shape[1] + max_new_tokens)
         self.last_position: Tensor | None = None
 
     def _forward(self, embeds: Tensor, positions: Tensor) -> Tensor:
@@ -185,9 +226,10 @@ def step_scores(decoder: str, logits: Tensor, cfg: DecodeConfig, *,
     what only the per-token log needs (info is then None; the scores are the same)."""
     if len(PATHWAYS[decoder]) == 1:
         return greedy_scores(logits, details=details)
-    first, second = logits.chunk(2, dim=0)
     if decoder == "msd":
-        return msd_scores(first, second, cfg.msd, details=details)
+        logp_v, p_v, logp_m, p_m = pair_log_probs(logits)
+        return msd_from_log_probs(logp_v, p_v, logp_m, p_m, cfg.msd, details=details)
+    first, second = logits.chunk(2, dim=0)
     if decoder == "poe":
         return poe_scores(first, second, cfg.msd, details=details)
     return vcd_scores(first, second, cfg.vcd, details=details)
@@ -225,7 +267,7 @@ def decode(model, prompts: PathwayPrompts, *, embed_tokens: Callable[[Tensor], T
     if cfg.do_sample:
         generator = torch.Generator(device=device).manual_seed(cfg.seed)
 
-    runner = CachedRows(model, rows)
+    runner = CachedRows(model, rows, max_new_tokens=cfg.max_new_tokens)
     logits = runner.start()
     # without eos no caption stops: no stopping bookkeeping, and no host-device sync per step
     stopping = eos.numel() > 0
