@@ -39,14 +39,39 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class VitPoseTinySection:
+    """The vitpose-tiny run of a profile (``pose/train_vitpose.py``), trained on its renders.
+
+    The network: ViT patch side (``data.image_size`` must be a multiple of it), width, depth,
+    heads, width per head, MLP width, channels of the deconvolution head.  The training:
+    AdamW steps, frames per batch, peak learning rate, warm-up steps, frames per pool clip.
+    """
+
+    patch_size: int = 16
+    dim: int = 128
+    depth: int = 4
+    heads: int = 4
+    dim_head: int = 32
+    mlp_dim: int = 256
+    deconv_channels: int = 64
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_steps: int = 40
+    frames_per_clip: int = 2
+
+
+@dataclass(frozen=True)
 class PoseConfig:
-    """The pose backend of the motion pathway and the files it needs (local paths only)."""
+    """The pose backend of the motion pathway and the files it needs (local paths only);
+    ``vitpose_tiny``: that backend's network and training run (defaults: the cpu book's)."""
 
     backend: str
     mmpose_config: str | None = None
     mmpose_checkpoint: str | None = None
     det_config: str | None = None
     det_checkpoint: str | None = None
+    vitpose_tiny: VitPoseTinySection = field(default_factory=VitPoseTinySection)
 
 
 @dataclass(frozen=True)
@@ -205,6 +230,18 @@ def _check_values(profile: Profile, *, where: str) -> None:
     if not 2 <= f.keyframes <= profile.data.num_frames:
         fail("features.keyframes", f"must be between 2 and data.num_frames ({profile.data.num_frames}), "
                                    f"got {f.keyframes}")
+    v = profile.pose.vitpose_tiny
+    for name in ("patch_size", "dim", "depth", "heads", "dim_head", "mlp_dim", "deconv_channels", "steps",
+                 "batch_size", "frames_per_clip"):
+        if getattr(v, name) < 1:
+            fail(f"pose.vitpose_tiny.{name}", f"must be a positive integer, got {getattr(v, name)}")
+    if profile.data.image_size % v.patch_size:
+        fail("pose.vitpose_tiny.patch_size", f"must divide data.image_size ({profile.data.image_size}), "
+                                             f"got {v.patch_size}")
+    if not 0 <= v.warmup_steps < v.steps:
+        fail("pose.vitpose_tiny.warmup_steps", f"must lie in [0, steps = {v.steps}), got {v.warmup_steps}")
+    if not v.lr > 0:
+        fail("pose.vitpose_tiny.lr", f"must be > 0, got {v.lr}")
     if any(not 0 <= s < 1 for s in f.occlusion_severities):
         fail("features.occlusion_severities", f"must lie in [0, 1), got {list(f.occlusion_severities)}")
     if m.decoder not in DECODERS:

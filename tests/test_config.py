@@ -60,3 +60,24 @@ def test_cli_reports_a_bad_profile_in_one_line(tmp_path, capsys):
     assert main(["reproduce", "--profile", str(path), "--no-book"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("macm: error: ") and "'data.fsp'" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ("    patch_size: 16\n", "    patch_size: 24\n", "pose.vitpose_tiny.patch_size"),   # 64 px is not a multiple
+    ("    warmup_steps: 5\n", "    warmup_steps: 30\n", "pose.vitpose_tiny.warmup_steps"),
+    ("    depth: 2\n", "    depth: 0\n", "pose.vitpose_tiny.depth"),
+    ("    lr: 0.002\n", "    lr: 0.0\n", "pose.vitpose_tiny.lr"),
+])
+def test_vitpose_tiny_run_is_data_and_checked_at_load(tmp_path, old, new, key):
+    from macm_core.pose.train_vitpose import VitPoseTrainConfig
+
+    smoke = load_profile("smoke")
+    run = VitPoseTrainConfig.for_profile(smoke)
+    assert (run.steps, run.model.dim, run.model.image_size) == (smoke.pose.vitpose_tiny.steps,
+                                                                smoke.pose.vitpose_tiny.dim, smoke.data.image_size)
+    text = open(smoke.source).read()
+    assert text.count(old) == 1
+    path = tmp_path / "p.yaml"
+    path.write_text(text.replace(old, new))
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_profile(path)

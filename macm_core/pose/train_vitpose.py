@@ -100,17 +100,15 @@ class VitPoseTrainConfig:
 
     @classmethod
     def for_profile(cls, profile: str | Profile) -> "VitPoseTrainConfig":
-        """The default run of a profile: ``smoke`` a seconds-long toy, ``cpu`` (and any
-        other profile) the book's run of a few minutes on one CPU thread."""
+        """The run a profile names in ``pose.vitpose_tiny`` (network input: ``data.image_size``)."""
         profile = profile if isinstance(profile, Profile) else load_profile(profile)
-        size = profile.data.image_size
-        if profile.name == "smoke":
-            model = VitPoseConfig(image_size=size, patch_size=16, dim=64, depth=2, heads=2,
-                                  dim_head=32, mlp_dim=128, deconv_channels=32)
-            return cls(profile=_profile_name(profile), model=model, seed=profile.seed, steps=30,
-                       batch_size=8, warmup_steps=5, lr=2e-3, frames_per_clip=4)
-        return cls(profile=_profile_name(profile), model=VitPoseConfig(image_size=size),
-                   seed=profile.seed)
+        v = profile.pose.vitpose_tiny
+        model = VitPoseConfig(image_size=profile.data.image_size, patch_size=v.patch_size, dim=v.dim,
+                              depth=v.depth, heads=v.heads, dim_head=v.dim_head, mlp_dim=v.mlp_dim,
+                              deconv_channels=v.deconv_channels)
+        return cls(profile=_profile_name(profile), model=model, seed=profile.seed, steps=v.steps,
+                   batch_size=v.batch_size, warmup_steps=v.warmup_steps, lr=v.lr,
+                   frames_per_clip=v.frames_per_clip)
 
 
 def _profile_name(profile: Profile) -> str:
