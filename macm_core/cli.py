@@ -81,7 +81,7 @@ def cmd_caption(args: argparse.Namespace) -> None:
     from .video_caption import caption_video
 
     result = caption_video(args.video, args.checkpoint, decoder=args.decoder, pose_backend=args.pose_backend,
-                           max_frames=args.max_frames)
+                           max_frames=args.max_frames, profile=args.profile)
     print(result.caption)
 
 
@@ -203,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     caption.add_argument("--decoder", default="msd", help="greedy_visual, greedy_joint, poe, vcd or msd")
     caption.add_argument("--pose-backend", default="blazepose", help="pose backend for the motion pathway")
     caption.add_argument("--max-frames", type=int, default=None, help="read at most this many frames")
+    caption.add_argument("--profile", default=None,
+                         help="the checkpoint's profile (name or YAML file); default: the one its run.json records")
     caption.set_defaults(func=cmd_caption)
 
     evaluate = commands.add_parser("eval", help="metrics of every trained variant and decoder")

@@ -171,7 +171,7 @@ def train_variant(profile: str | Profile, variant: str, *, seed: int | None = No
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     write_json_atomic(tmp / "run.json", {
-        "profile": profile.name, "variant": v.name, "seed": seed, "variant_config": vars(v),
+        "profile": profile.name, "profile_source": profile.source, "variant": v.name, "seed": seed, "variant_config": vars(v),
         "stages": stages, "parameters": counts, "train_clips": len(features),
         "seconds": round(time.perf_counter() - start, 1)})
     tmp.rename(final)

@@ -52,11 +52,30 @@ def letterbox(frames: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def run_profile(run: dict):
+    """The profile of a trained run (its ``run.json``): a packaged profile by name, else
+    the YAML file it was trained from; a clear error when that file is not here."""
+    from .config import available_profiles, load_profile
+
+    if run["profile"] in available_profiles():
+        return load_profile(run["profile"])
+    source = run.get("profile_source")
+    if source and Path(source).is_file():
+        return load_profile(source)
+    raise FileNotFoundError(f"this model was trained with the custom profile {run['profile']!r} "
+                            f"({source or 'file not recorded'}), which is not on this machine: pass its YAML "
+                            "file (`--profile FILE`, or profile= in Python)")
+
+
 def caption_video(video: str | Path, checkpoint: str | Path, *, decoder: str = "msd",
                   decoders: list[str] | None = None, pose_backend: str = "blazepose",
-                  max_frames: int | None = None, max_new_tokens: int | None = None) -> VideoCaption:
+                  max_frames: int | None = None, max_new_tokens: int | None = None,
+                  profile: str | Path | None = None) -> VideoCaption:
     """Caption ``video`` with ``decoder`` (and, once the pathways are computed, with every
-    decoder of ``decoders`` too: ``.captions``)."""
+    decoder of ``decoders`` too: ``.captions``).
+
+    profile: the profile the checkpoint was trained with (name or YAML path); default the
+    one its ``run.json`` records (``run_profile``)."""
     from .captioning import generate
     from .config import load_profile
     from .decoding import DECODERS
@@ -82,7 +101,7 @@ def caption_video(video: str | Path, checkpoint: str | Path, *, decoder: str = "
         raise FileNotFoundError(f"{checkpoint} is not a trained model folder (no run.json): give the folder "
                                 "`macm train` printed")
     run = json.loads((checkpoint / "run.json").read_text())
-    profile = load_profile(run["profile"])
+    profile = load_profile(profile) if profile is not None else run_profile(run)
     variant = get_variant(run["variant"])
     clip = read_video(video, max_frames=max_frames)
     frames = letterbox(clip.frames, POSE_SIZE)

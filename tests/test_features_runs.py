@@ -200,3 +200,17 @@ def test_macm_train_and_caption_commands(smoke, trained, capsys):
     video = asset_path("sports2d-demo", "demo.mp4")
     assert main(["caption", str(video), "--checkpoint", str(folder), "--decoder", "msd", "--max-frames", "12"]) == 0
     assert isinstance(capsys.readouterr().out, str)
+
+
+def test_run_profile_finds_a_packaged_or_custom_profile_and_says_when_it_is_missing(tmp_path):
+    from macm_core.config import load_profile
+    from macm_core.video_caption import run_profile
+
+    assert run_profile({"profile": "smoke"}).name == "smoke"
+    custom = tmp_path / "mine.yaml"
+    custom.write_text(open(load_profile("smoke").source).read().replace("name: smoke", "name: mine"))
+    assert run_profile({"profile": "mine", "profile_source": str(custom)}).name == "mine"
+    with pytest.raises(FileNotFoundError, match="custom profile 'mine'.*--profile FILE"):
+        run_profile({"profile": "mine", "profile_source": str(tmp_path / "gone.yaml")})
+    with pytest.raises(FileNotFoundError, match="file not recorded"):
+        run_profile({"profile": "mine"})
