@@ -88,7 +88,7 @@ def cmd_caption(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from .results import evaluate_profile
 
-    table = evaluate_profile(args.profile, split=args.split)
+    table = evaluate_profile(args.profile, split=args.split, judge=args.judge)
     print(table.to_string())
 
 
@@ -210,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="metrics of every trained variant and decoder")
     evaluate.add_argument("--profile", default="cpu", help="profile name or YAML path (default: cpu)")
     evaluate.add_argument("--split", default="test", help="test or heldout (default: test)")
+    evaluate.add_argument("--judge", action="store_true",
+                          help="also score the five HMI dimensions with the LLM judge of eval.judge_path")
     evaluate.set_defaults(func=cmd_eval)
     return parser
 

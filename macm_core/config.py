@@ -140,12 +140,14 @@ class TrainSection:
 @dataclass(frozen=True)
 class EvalConfig:
     """Decoding and scoring of the test split: decoders, caption length, bootstrap draws,
-    captions per latency measurement."""
+    captions per latency measurement; judge_path: a local instruction-tuned LLM folder for
+    the optional judge on the five HMI dimensions (``macm eval --judge``), None: no judge."""
 
     decoders: tuple[str, ...]
     max_new_tokens: int
     bootstrap: int
     latency_captions: int
+    judge_path: str | None = None
 
 
 @dataclass(frozen=True)

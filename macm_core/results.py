@@ -67,20 +67,56 @@ def score_captions(profile: Profile, captions: pd.DataFrame, *, qa: pd.DataFrame
 
 
 def evaluate_profile(profile: str | Profile, *, split: str = "test", seeds: list[int] | None = None,
-                     qa: bool = True, progress: bool = True) -> pd.DataFrame:
-    """One row per (variant, seed, decoder): every metric, its interval, QA accuracy."""
+                     qa: bool = True, judge: bool = False, progress: bool = True) -> pd.DataFrame:
+    """One row per (variant, seed, decoder): every metric, its interval, QA accuracy; with
+    ``judge`` also the LLM judge's mean per HMI dimension (``judge_split``)."""
     from .captioning import caption_split
 
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    judge_model = _load_profile_judge(profile) if judge else None
     rows = []
     for variant, seed, decoder in caption_sets(profile, seeds=seeds):
         captions = caption_split(profile, variant, decoder=decoder, seed=seed, split=split, progress=progress)
         answers = caption_split(profile, variant, decoder=decoder, seed=seed, split=split, qa=True,
                                 progress=progress) if qa else None
         scores = score_captions(profile, captions, qa=answers, seed=profile.seed)
+        if judge_model is not None:
+            scores.update(judge_split(profile, captions, judge_model)[1])
         rows.append({"variant": variant, "seed": seed, "decoder": decoder, **scores,
                      "distinct_captions": distinct_share(captions["caption"])})
     return pd.DataFrame(rows)
+
+
+def _load_profile_judge(profile: Profile):
+    from .eval.llm_judge import load_judge
+    from .paths import resolve
+
+    if not profile.eval.judge_path:
+        raise ValueError(f"profile {profile.name!r} names no LLM judge: set eval.judge_path to a local "
+                         "instruction-tuned model folder to score the five HMI dimensions")
+    return load_judge(resolve(profile.eval.judge_path))
+
+
+def judge_split(profile: Profile, captions: pd.DataFrame, judge) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The LLM judge on one caption set: (every judgement, mean per dimension).
+
+    Cached by the captions, the judge folder and the prompt version; every raw reply is
+    saved as ``judgements.jsonl`` in the cache folder (``eval.llm_judge``)."""
+    from .data.benchmark import Benchmark
+    from .eval.llm_judge import PROMPT_VERSION, judge_captions, summarise_judgements, write_judgements
+
+    text = json.dumps([captions["clip_id"].tolist(), captions["caption"].tolist()])
+    key = {"captions": hashlib.sha256(text.encode()).hexdigest(), "judge": str(profile.eval.judge_path),
+           "prompt": PROMPT_VERSION, "data": profile.data, "source": source_digest("eval/llm_judge")}
+    path = stage_dir("judgements", key) / "judgements.jsonl"
+    if path.is_file():
+        table = pd.read_json(path, lines=True)
+    else:
+        clips = Benchmark.load(profile).clips
+        references = {c: clips.loc[c, "caption"] for c in captions["clip_id"]}
+        table = judge_captions(dict(zip(captions["clip_id"], captions["caption"])), references, judge)
+        write_judgements(table, path)
+    return table, summarise_judgements(table)
 
 
 # a model writing fewer distinct captions than this share of the clips ignores its input

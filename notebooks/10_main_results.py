@@ -31,6 +31,7 @@
 # %% tags=["parameters"]
 profile = "cpu"
 seed = 0
+judge = False  # True: also the LLM judge of eval.judge_path on the five HMI dimensions (gpu nodes)
 
 # %% tags=["nbval-ignore-output"]
 # (decodes and scores every variant on first use; nbval ignores the progress)
@@ -48,7 +49,7 @@ from macm_core.results import collapse_reason, evaluate_profile, format_mean_sd,
 config = load_profile(profile)
 set_determinism(seed, threads=config.threads)
 figures_dir = resolve(config.book.figures_dir)
-results = evaluate_profile(config, split="test", progress=False)
+results = evaluate_profile(config, split="test", judge=judge, progress=False)
 
 # %%
 COCO = ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"]
@@ -107,6 +108,21 @@ figures.export(fig, "main_results", figures_dir)
 figures.show(fig, "main-results")
 
 # %% [markdown]
+# ### The LLM judge on the five HMI dimensions (run with `judge=True`)
+# Our reconstruction of HMI-Bench's judge (`macm_core.eval.llm_judge`): a local instruction-tuned
+# model scores each caption against the reference from 0 to 10 per dimension; every raw reply is
+# kept next to the scores. It is run only when asked, on a profile whose `eval.judge_path` names the model.
+
+# %%
+JUDGE = [c for c in results.columns if c.startswith("judge ")]
+if JUDGE:
+    display(format_mean_sd(summarise_seeds(results, JUDGE).loc[[r for r in main_rows if r in summary.index]],
+                           JUDGE, digits=2))
+else:
+    display(Markdown(f"Not run for profile `{config.name}` (`judge=False`"
+                     + ("" if config.eval.judge_path else "; the profile names no judge") + ")."))
+
+# %% [markdown]
 # ## The paper's Table 1 (published numbers, HMI-Bench; not ours)
 
 # %%
@@ -135,8 +151,8 @@ display(Markdown(
     f"against every other row (C1: **{verdict}** on HMI-Synth{'; ' + collapsed if collapsed else ''}).\n\n"
     + "\n".join(lines) +
     "\n\nC2 (the five HMI-Bench judge dimensions) is **not testable here**: it needs the HMI-Bench videos and a "
-    "large LLM judge; the gpu profile has the optional judge hook, and the grounded metrics above are this "
-    "book's substitute for the 'details of movements' dimension."))
+    "large LLM judge; the gpu profile runs the optional judge (`judge=True`, `eval.judge_path`) on HMI-Synth, "
+    "and the grounded metrics above are this book's substitute for the 'details of movements' dimension."))
 
 # %%
 from macm_core.claims import record_verdict
