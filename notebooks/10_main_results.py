@@ -160,5 +160,6 @@ from macm_core.claims import record_verdict
 record_verdict(config.name, "C1", ours=f"M-ACM + MSD best on {wins} of {len(COCO)} caption metrics "
                f"(CIDEr {macm_msd['CIDEr']:.3f})", verdict=verdict,
                reason=collapsed or "seed means on the HMI-Synth test split against every other trained model and decoder")
-record_verdict(config.name, "C2", ours="", verdict="not testable here",
-               reason="needs the HMI-Bench videos and an LLM judge; the grounded body-part metrics stand in")
+verdict_file = record_verdict(config.name, "C2", ours="", verdict="not testable here",
+                              reason="needs the HMI-Bench videos and an LLM judge; the grounded body-part metrics "
+                                     "stand in")
