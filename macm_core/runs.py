@@ -151,6 +151,10 @@ def train_variant(profile: str | Profile, variant: str, *, seed: int | None = No
     arrays = {"visual": torch.from_numpy(features.visual.astype(np.float32)),
               "motion": torch.from_numpy(features.motion.astype(np.float32))}
     tokenizer = load_caption_tokenizer(profile, progress=progress)
+    # seeded again here: computing the features above (when not cached) draws random numbers,
+    # and the initial weights must not depend on whether they were cached (a resumed run
+    # checks that its frozen weights are those the run started from)
+    set_determinism(seed, threads=profile.threads)
     model = build_model(profile, tokenizer)
     t = profile.train
     common = dict(batch_size=t.batch_size, seed=seed, caption_field=v.captions, qa_fraction=t.qa_fraction,

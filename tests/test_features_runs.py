@@ -214,3 +214,28 @@ def test_run_profile_finds_a_packaged_or_custom_profile_and_says_when_it_is_miss
         run_profile({"profile": "mine", "profile_source": str(tmp_path / "gone.yaml")})
     with pytest.raises(FileNotFoundError, match="file not recorded"):
         run_profile({"profile": "mine"})
+
+
+def test_initial_weights_do_not_depend_on_random_numbers_drawn_while_loading_the_features(smoke, monkeypatch):
+    # computing uncached features draws random numbers; a run must start from the same
+    # weights either way, or a run killed after that could never resume (frozen weights differ)
+    import safetensors.torch
+    import torch
+
+    import macm_core.runs as runs
+
+    def weights():
+        folder = runs.train_variant(smoke, "baseline-fine", seed=5, force=True, progress=False)
+        return safetensors.torch.load_file(folder / "model.safetensors")
+
+    plain = weights()
+    original = runs.split_inputs
+
+    def drawing(*args, **kwargs):
+        out = original(*args, **kwargs)
+        torch.rand(1000), np.random.rand(10)
+        return out
+
+    monkeypatch.setattr(runs, "split_inputs", drawing)
+    drawn = weights()
+    assert plain.keys() == drawn.keys() and all(torch.equal(plain[k], drawn[k]) for k in plain)
