@@ -135,12 +135,16 @@ def collapse_reason(table: pd.DataFrame, rows: list[tuple[str, str]] | None = No
     A caption set whose ``distinct_captions`` share is below ``MIN_DISTINCT_SHARE`` comes
     from a model that writes (nearly) one caption whatever the clip: it learned the
     caption prior, not the video, so differences between such models are not about the
-    pathways.  Returns a sentence naming those sets, for a verdict's reason.
+    pathways.  Models trained on the coarse captions are exempt: those captions are a few
+    generic texts by design.  Returns a sentence naming those sets, for a verdict's reason.
     """
     keyed = table.set_index(["variant", "decoder"])
     if rows is not None:
         keyed = keyed.loc[[r for r in rows if r in keyed.index]]
-    low = keyed[keyed["distinct_captions"] < MIN_DISTINCT_SHARE]
+    # a model trained on the coarse captions (20 distinct texts over 300 test clips, none about
+    # the clip's body parts) writes a few generic captions by design, not by ignoring its input
+    fine = np.array([get_variant(v).captions != "coarse_caption" for v, _ in keyed.index], dtype=bool)
+    low = keyed[(keyed["distinct_captions"] < MIN_DISTINCT_SHARE) & fine]
     if low.empty:
         return None
     names = sorted({f"{v} / {d}" for v, d in low.index})

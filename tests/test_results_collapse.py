@@ -32,3 +32,11 @@ def test_collapse_reason_threshold_is_strict():
     below = _table({("macm", "msd"): MIN_DISTINCT_SHARE * 0.99})
     assert collapse_reason(at) is None
     assert collapse_reason(below) is not None
+
+
+def test_coarse_caption_models_are_not_counted_as_collapsed():
+    table = _table({("baseline-coarse", "greedy_visual"): 0.02, ("macm", "msd"): 0.4})
+    assert collapse_reason(table) is None
+    table = _table({("baseline-coarse", "greedy_visual"): 0.02, ("baseline-fine", "greedy_visual"): 0.01})
+    reason = collapse_reason(table)
+    assert "baseline-fine" in reason and "baseline-coarse" not in reason and "1 of 2" in reason
