@@ -43,6 +43,12 @@ def caption_sets(profile: Profile, *, seeds: list[int] | None = None) -> list[tu
     return sets
 
 
+def _captions_digest(captions: pd.DataFrame, *extra) -> str:
+    """sha256 of a caption set's clip ids and captions (and of ``extra``): what is scored."""
+    text = json.dumps([captions["clip_id"].tolist(), captions["caption"].tolist(), *extra])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def score_captions(profile: Profile, captions: pd.DataFrame, *, qa: pd.DataFrame | None = None,
                    seed: int = 0) -> dict[str, float]:
     """Every metric of ``captions`` (``clip_id``, ``caption``) against the benchmark, with
@@ -50,9 +56,8 @@ def score_captions(profile: Profile, captions: pd.DataFrame, *, qa: pd.DataFrame
     from .data.benchmark import Benchmark
     from .eval import evaluate_captions, qa_accuracy
 
-    text = json.dumps([captions["clip_id"].tolist(), captions["caption"].tolist(),
-                       None if qa is None else [qa["answer"].tolist(), qa["gold"].tolist()]])
-    key = {"captions": hashlib.sha256(text.encode()).hexdigest(), "bootstrap": profile.eval.bootstrap,
+    answers = None if qa is None else [qa["answer"].tolist(), qa["gold"].tolist()]
+    key = {"captions": _captions_digest(captions, answers), "bootstrap": profile.eval.bootstrap,
            "seed": seed, "data": profile.data, "source": source_digest("eval", "results")}
     path = stage_dir("scores", key) / "scores.json"
     if path.is_file():
@@ -105,8 +110,7 @@ def judge_split(profile: Profile, captions: pd.DataFrame, judge) -> tuple[pd.Dat
     from .data.benchmark import Benchmark
     from .eval.llm_judge import PROMPT_VERSION, judge_captions, summarise_judgements, write_judgements
 
-    text = json.dumps([captions["clip_id"].tolist(), captions["caption"].tolist()])
-    key = {"captions": hashlib.sha256(text.encode()).hexdigest(), "judge": str(profile.eval.judge_path),
+    key = {"captions": _captions_digest(captions), "judge": str(profile.eval.judge_path),
            "prompt": PROMPT_VERSION, "data": profile.data, "source": source_digest("eval/llm_judge")}
     path = stage_dir("judgements", key) / "judgements.jsonl"
     if path.is_file():

@@ -227,8 +227,8 @@ def step_scores(decoder: str, logits: Tensor, cfg: DecodeConfig, *,
     if len(PATHWAYS[decoder]) == 1:
         return greedy_scores(logits, details=details)
     if decoder == "msd":
-        logp_v, p_v, logp_m, p_m = pair_log_probs(logits)
-        return msd_from_log_probs(logp_v, p_v, logp_m, p_m, cfg.msd, details=details)
+        logp_v, logp_m = pair_log_probs(logits)
+        return msd_from_log_probs(logp_v, logp_m, cfg.msd, details=details)
     first, second = logits.chunk(2, dim=0)
     if decoder == "poe":
         return poe_scores(first, second, cfg.msd, details=details)

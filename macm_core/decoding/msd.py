@@ -208,15 +208,12 @@ def synergy_bounds(cfg: MSDConfig) -> tuple[float, float]:
     return low, high
 
 
-def pair_log_probs(logits: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(log p_v, p_v, log p_m, p_m), each (B, V), from the stacked logits (2B, V) of a
-    pairwise step (first pathway's rows first): one log-softmax and one exp for both
-    pathways, row by row the same numbers as two calls."""
-    logp = torch.log_softmax(_float32(logits), dim=-1)
-    p = logp.exp()
-    logp_v, logp_m = logp.chunk(2, dim=0)
-    p_v, p_m = p.chunk(2, dim=0)
-    return logp_v, p_v, logp_m, p_m
+def pair_log_probs(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """(log p_v, log p_m), each (B, V), from the stacked logits (2B, V) of a pairwise step
+    (first pathway's rows first): one log-softmax for both pathways, row by row the same
+    numbers as two calls."""
+    logp_v, logp_m = torch.log_softmax(_float32(logits), dim=-1).chunk(2, dim=0)
+    return logp_v, logp_m
 
 
 @functools.lru_cache(maxsize=64)
@@ -299,24 +296,23 @@ def msd_scores(z_v: Tensor, z_m: Tensor, cfg: MSDConfig, *, details: bool = True
     """
     logp_v = torch.log_softmax(_float32(z_v), dim=-1)
     logp_m = torch.log_softmax(_float32(z_m), dim=-1)
-    return msd_from_log_probs(logp_v, logp_v.exp(), logp_m, None, cfg, details=details, candidates=candidates)
+    return msd_from_log_probs(logp_v, logp_m, cfg, details=details, candidates=candidates)
 
 
-def msd_from_log_probs(logp_v: Tensor, p_v: Tensor, logp_m: Tensor, p_m: Tensor | None, cfg: MSDConfig, *,
-                       details: bool = True, candidates: bool | None = None) -> tuple[Tensor, dict | None]:
-    """``msd_scores`` from the log-probabilities of both pathways (B, V) and their
-    exponentials (p_m may be None: computed here when needed); the decoding loop computes
-    both rows' log-softmax in one call (``pair_log_probs``), the same numbers row by row."""
+def msd_from_log_probs(logp_v: Tensor, logp_m: Tensor, cfg: MSDConfig, *, details: bool = True,
+                       candidates: bool | None = None) -> tuple[Tensor, dict | None]:
+    """``msd_scores`` from the log-probabilities of both pathways (B, V); the decoding loop
+    computes both rows' log-softmax in one call (``pair_log_probs``)."""
+    p_v = logp_v.exp()
     y_hat = logp_v.argmax(-1, keepdim=True)
     p_max = p_v.amax(-1, keepdim=True)
     c_lo = cut_floor(cfg)
     if not details and cfg.enabled and c_lo > 0 and _use_candidates(p_v, candidates):
         chosen = p_v >= p_max * c_lo  # C, holding V_head and y_hat
-        synergy_c = synergy(p_v[chosen], logp_m[chosen].exp(), cfg)
+        synergy_c = synergy(p_v[chosen], logp_m[chosen].exp_(), cfg)  # indexing copies: exp_ is safe
         total = torch.zeros_like(p_v).masked_scatter_(chosen, synergy_c)
-        p_m = None
     else:
-        p_m = logp_m.exp() if p_m is None else p_m  # as p_v: equal logits, equal p
+        p_m = logp_m.exp()  # as p_v: equal logits, equal p
         total = synergy(p_v, p_m, cfg)
     c = _cut(None if total is None else total.gather(-1, y_hat), cfg, p_v)
     scores, outside = _prune(logp_v, p_v, total, c, p_max=p_max)

@@ -71,7 +71,6 @@ def gguf_path() -> Path:
         raise FileNotFoundError(f"the SmolLM2-135M-Instruct GGUF file is missing ({error}); {MISSING_HINT}") from None
 
 
-
 def conversion_key(gguf: Path) -> dict[str, Any]:
     """What the converted folder depends on: the GGUF file, this module's source, the libraries."""
     return {"gguf": {"name": gguf.name, "size": gguf.stat().st_size, "sha256": file_sha256(gguf)},
