@@ -89,6 +89,19 @@ def test_encoder_is_frozen_and_gives_grid_tokens(name, size, dim):
     torch.testing.assert_close(alone[0], tokens[1, 8:12], atol=1e-4, rtol=1e-4)
 
 
+def test_efficientnet_encoder_in_small_channels_last_calls_equals_one_plain_call():
+    needs_efficientnet()
+    encoder = build_vision_encoder(VisionEncoderConfig(name="efficientnet-lite0", grid=2, image_size=64))
+    frames = torch.rand(5, 8, 3, 64, 64, generator=torch.Generator().manual_seed(3))  # 40 frames: 3 calls
+    assert encoder.frames_per_call < 40
+    tokens = encoder(frames)
+    with torch.no_grad():
+        fmap = encoder.backbone.features(frames.flatten(0, 1) * 2 - 1)  # one call, contiguous
+        plain = torch.nn.functional.adaptive_avg_pool2d(fmap, 2).flatten(2).transpose(1, 2).reshape(5, 32, 1280)
+    assert tokens.is_contiguous()
+    torch.testing.assert_close(tokens, plain, atol=1e-4, rtol=1e-4)
+
+
 def test_encoder_rejects_bad_frames():
     encoder = build_vision_encoder(VisionEncoderConfig(name="tiny-random", grid=2, image_size=32))
     with pytest.raises(ValueError, match=r"\(B, T, 3, H, W\)"):

@@ -149,8 +149,13 @@ class EfficientNetLite0Encoder(VisionEncoder):
         self.backbone = EfficientNetLite0()
         self.freeze()
 
+    frames_per_call = 16  # on CPU, 16-frame calls in channels-last run ~4x faster than one 192-frame call
+
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone.features(x * 2 - 1)
+        # channels-last input takes oneDNN's faster depthwise-convolution path; small calls keep
+        # the activations in cache.  Same features as one contiguous call, to float rounding.
+        return torch.cat([self.backbone.features(chunk.contiguous(memory_format=torch.channels_last) * 2 - 1)
+                          for chunk in x.split(self.frames_per_call)]).contiguous()
 
     def load_pretrained(self) -> None:
         path = Path(self.encoder_config.path) if self.encoder_config.path else efficientnet_lite0_weights_path()
