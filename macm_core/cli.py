@@ -69,10 +69,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .runs import train_variant
 
     profile = load_profile(args.profile)
-    seeds = profile.train.seeds if args.all_seeds else [args.seed if args.seed is not None else profile.train.seeds[0]]
+    one_seed = [args.seed if args.seed is not None else profile.train.seeds[0]]
     variants = profile.train.variants if args.variant == "all" else [args.variant]
     for variant in variants:
-        for seed in seeds:
+        for seed in profile.train.seeds_for(variant) if args.all_seeds else one_seed:
             folder = train_variant(profile, variant, seed=seed, force=args.force)
             print(f"{variant} (seed {seed}): {folder}")
 
@@ -193,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--variant", default="macm", help="a variant of macm_core/variants.yaml, or 'all' "
                        "(the profile's train.variants)")
     train.add_argument("--seed", type=int, default=None, help="training seed (default: the profile's first)")
-    train.add_argument("--all-seeds", action="store_true", help="train every seed of the profile's train.seeds")
+    train.add_argument("--all-seeds", action="store_true",
+                       help="train every seed of the profile's train.seeds (the first only for the variants "
+                            "in train.first_seed_only)")
     train.add_argument("--force", action="store_true", help="retrain from scratch")
     train.set_defaults(func=cmd_train)
 

@@ -122,7 +122,8 @@ class ModelConfig:
 class TrainSection:
     """The trainer's schedule for every variant (``macm_core/train/variants.yaml``).
 
-    seeds: training seeds of the main table (the other variants use the first);
+    seeds: the training seeds; every variant trains on each of them except those named in
+    first_seed_only, which train on the first seed only (ablation rows, not the main table);
     stage1_*: projector alignment (decoder frozen); stage2_*: fine-tuning (LoRA if lora).
     """
 
@@ -135,6 +136,11 @@ class TrainSection:
     stage2_lr: float
     lora: bool
     qa_fraction: float
+    first_seed_only: tuple[str, ...] = ()
+
+    def seeds_for(self, variant: str) -> tuple[int, ...]:
+        """The seeds ``variant`` trains on."""
+        return self.seeds[:1] if variant in self.first_seed_only else self.seeds
 
 
 @dataclass(frozen=True)
@@ -259,6 +265,9 @@ def _check_values(profile: Profile, *, where: str) -> None:
         fail("train.variants", f"names unknown variant {unknown[0]!r} (known: {', '.join(VARIANTS)})")
     if not t.seeds:
         fail("train.seeds", "must list at least one seed")
+    stray = [v for v in t.first_seed_only if v not in t.variants]
+    if stray:
+        fail("train.first_seed_only", f"names {stray[0]!r}, which is not in train.variants ({', '.join(t.variants)})")
     unknown = [d for d in e.decoders if d not in DECODING_METHODS]
     if unknown:
         fail("eval.decoders", f"names unknown decoder {unknown[0]!r} (known: {', '.join(DECODING_METHODS)})")

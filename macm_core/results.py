@@ -38,7 +38,7 @@ def caption_sets(profile: Profile, *, seeds: list[int] | None = None) -> list[tu
     sets = []
     for variant in profile.train.variants:
         decoders = decoders_for(profile, variant)
-        for seed in seeds or profile.train.seeds:
+        for seed in seeds or profile.train.seeds_for(variant):
             sets.extend((variant, seed, decoder) for decoder in decoders)
     return sets
 

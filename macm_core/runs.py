@@ -108,7 +108,7 @@ def build_model(profile: str | Profile, tokenizer):
 
 def run_dir(profile: Profile, variant: Variant, seed: int) -> Path:
     key = {"data": profile.data, "pose": profile.pose, "features": profile.features, "model": profile.model,
-           "train": {k: v for k, v in vars(profile.train).items() if k not in ("variants", "seeds")},
+           "train": {k: v for k, v in vars(profile.train).items() if k not in ("variants", "seeds", "first_seed_only")},
            "variant": variant, "seed": seed, "tokenizer": _tokenizer_key(profile),
            "source": source_digest("model", "train", "runs", "features")}
     return stage_dir("runs", key)

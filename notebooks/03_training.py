@@ -57,7 +57,7 @@ seeds = list(config.train.seeds)
 start = time.perf_counter()
 runs = {}
 for variant in config.train.variants:
-    for s in seeds:
+    for s in config.train.seeds_for(variant):
         folder = train_variant(config, variant, seed=s, progress=False)
         runs[(variant, s)] = json.loads((folder / "run.json").read_text())
 wall = time.perf_counter() - start
@@ -90,7 +90,7 @@ display(Markdown(
 fig = go.Figure()
 palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 for i, variant in enumerate(config.train.variants):
-    for j, s in enumerate(seeds):
+    for j, s in enumerate(config.train.seeds_for(variant)):
         run = runs[(variant, s)]
         steps, losses, offset = [], [], 0
         for stage in ("stage1", "stage2"):

@@ -61,7 +61,10 @@ rows = [(name, variant, decoder) for name, variant, decoder in STEPS if (variant
 ours = summary.loc[[(v, d) for _, v, d in rows]]
 ours.index = [name for name, _, _ in rows]
 table = format_mean_sd(ours, METRICS)
-display(Markdown(f"**Ours (HMI-Synth test split, mean ± sd over {ours[('seeds', 'n')].max()} seeds)**"))
+table["seeds"] = ours[("seeds", "n")].astype(int)
+display(Markdown("**Ours (HMI-Synth test split; mean ± sd over each row's training seeds, column `seeds`: "
+                 f"variants in `train.first_seed_only` ({', '.join(config.train.first_seed_only) or 'none'}) "
+                 "train on the first seed only)**"))
 display(table)
 
 # %%
@@ -94,7 +97,8 @@ def change(metric, a, b):
 
 
 def spread(metric, a, b):
-    return max(ours.loc[a, (metric, "sd")], ours.loc[b, (metric, "sd")])
+    """The larger spread over seeds of the two rows (a row with one seed has none: NaN)."""
+    return pd.Series([ours.loc[a, (metric, "sd")], ours.loc[b, (metric, "sd")]]).max()
 
 
 def verdict(metric, a, b, lower_is_better=False):

@@ -81,3 +81,20 @@ def test_vitpose_tiny_run_is_data_and_checked_at_load(tmp_path, old, new, key):
     path.write_text(text.replace(old, new))
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_profile(path)
+
+
+def test_first_seed_only_variants_train_on_the_first_seed(tmp_path):
+    from macm_core.results import caption_sets
+
+    smoke = load_profile("smoke")
+    assert smoke.train.first_seed_only == ("macm-uniform",) and len(smoke.train.seeds) > 1
+    assert smoke.train.seeds_for("macm-uniform") == smoke.train.seeds[:1]
+    assert smoke.train.seeds_for("macm") == smoke.train.seeds
+    sets = caption_sets(smoke)
+    assert {s for v, s, _ in sets if v == "macm-uniform"} == {smoke.train.seeds[0]}
+    assert {s for v, s, _ in sets if v == "macm"} == set(smoke.train.seeds)
+    text = open(smoke.source).read()
+    path = tmp_path / "p.yaml"
+    path.write_text(text.replace("first_seed_only: [macm-uniform]", "first_seed_only: [macm-coarse]"))
+    with pytest.raises(ConfigError, match=r"train\.first_seed_only.*'macm-coarse', which is not in train\.variants"):
+        load_profile(path)

@@ -57,7 +57,7 @@ def bench_train(profile: str = "cpu", *, steps: int = 30, threads: int = 1,
     stage2 = rows[-1]
     total = config.train.stage1_steps * rows[0]["batch_size"] / rows[0]["samples_per_s"] + \
         config.train.stage2_steps * stage2["batch_size"] / stage2["samples_per_s"]
-    runs = len(config.train.variants) * len(config.train.seeds)  # every variant over every seed
+    runs = sum(len(config.train.seeds_for(v)) for v in config.train.variants)  # the book's training runs
     emit(f"train ({config.name}, {threads} thread{'s' * (threads > 1)}): stage 2 {stage2['samples_per_s']:.1f} "
          f"samples/s, peak RSS {stage2['peak_rss_mib']:.0f} MiB; one variant ~{total:.0f} s, "
          f"{runs} runs ~{runs * total / 60:.1f} min")
