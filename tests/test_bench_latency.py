@@ -99,9 +99,7 @@ def test_random_clip_prompts_have_the_four_pathways():
 
 def test_text_config_follows_the_profile():
     assert L.bench_text_config(tiny_profile()).hidden_size == 32
-    no_model = types.SimpleNamespace(data=types.SimpleNamespace(image_size=32), seed=0)
-    assert L.bench_text_config(no_model).hidden_size == L.DEFAULT_DECODER["hidden_size"]
-    assert L.keyframes_of(no_model) == L.DEFAULT_KEYFRAMES
+    assert L.keyframes_of(tiny_profile()) == 2
     smollm2 = L.bench_text_config(tiny_profile(decoder="smollm2"))
     assert smollm2.model_type == "llama" and smollm2.vocab_size == 49152
     local = L.bench_text_config(tiny_profile(decoder="local", decoder_path="/nonexistent/qwen2"))
@@ -136,3 +134,15 @@ def test_latency_main_random_and_checkpoint(tmp_path, capsys):
 
 def test_decoders_default_to_all():
     assert {v.decoder for v in L.variants()} == set(DECODERS)
+
+
+def test_a_missing_local_folder_is_named_in_the_weights_label_not_substituted_silently():
+    assert L.substituted_parts(tiny_profile()) == []
+    _, _, weights = L.build_bench_model(tiny_profile())
+    assert weights == "random"
+    profile = tiny_profile(decoder="local", decoder_path="/nonexistent/qwen2")
+    profile.features.encoder, profile.features.encoder_path = "siglip", "/nonexistent/siglip"
+    parts = L.substituted_parts(profile)
+    assert len(parts) == 2
+    assert "SigLIP-so400m-sized" in parts[0] and "/nonexistent/siglip" in parts[0]
+    assert "Qwen2-7B-sized" in parts[1] and "/nonexistent/qwen2" in parts[1]

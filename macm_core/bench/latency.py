@@ -44,10 +44,6 @@ from ..decoding.msd import TERMS
 TERM_ORDER = ("L2", "L1", "L3", "L4", "L5")
 CUMULATIVE_TERMS: tuple[tuple[str, ...], ...] = tuple(TERM_ORDER[:i + 1] for i in range(len(TERM_ORDER)))
 
-# the decoder architecture when a profile names none (the cpu profile's first size)
-DEFAULT_DECODER = dict(vocab_size=2000, hidden_size=256, intermediate_size=704, num_hidden_layers=4,
-                       num_attention_heads=4, num_key_value_heads=4)
-DEFAULT_KEYFRAMES, DEFAULT_GRID = 8, 2
 # SmolLM2-135M-Instruct (cpu-pretrained profile), as a Llama config: random weights here
 SMOLLM2_135M = dict(model_type="llama", vocab_size=49152, hidden_size=576, intermediate_size=1536,
                     num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
@@ -221,19 +217,34 @@ def bench_latency(model, prompts_per_caption: Sequence[PathwayPrompts], *,
 # --------------------------------------------------------------------------- the profile's model
 
 
-def _section(profile, name: str):
-    return getattr(profile, name, None)
+def substituted_parts(profile) -> list[str]:
+    """What the benchmark times in place of a local folder the profile names but this
+    machine lacks (random weights either way; the sizes are the paper's): one line each,
+    empty when nothing is substituted.  ``build_bench_model`` puts them in its weights label."""
+    from ..paths import resolve
+
+    parts = []
+    f, m = profile.features, profile.model
+    if f.encoder == "siglip":
+        path = resolve(f.encoder_path) if f.encoder_path else None
+        if path is None or not (path / "config.json").is_file():
+            parts.append(f"encoder: a SigLIP-so400m-sized encoder (no SigLIP folder at {path})")
+    if m.decoder == "local":
+        folder = resolve(m.decoder_path) if m.decoder_path else None
+        if folder is None or not (folder / "config.json").is_file():
+            parts.append(f"decoder: a Qwen2-7B-sized decoder (no model folder at {folder})")
+    return parts
 
 
 def bench_vision_config(profile, folder: Path | None = None) -> dict:
     """The profile's frozen encoder as a ``VisionEncoderConfig`` dict.  A SigLIP folder
     that is not on this machine is replaced by a random SigLIP-so400m written to
-    ``folder`` (the benchmark never runs the encoder: only its width matters)."""
-    features = _section(profile, "features")
-    encoder = features.encoder if features else "efficientnet-lite0"
-    grid = features.grid if features else DEFAULT_GRID
-    config = {"name": encoder, "grid": grid, "image_size": profile.data.image_size, "seed": profile.seed}
-    if encoder == "siglip":
+    ``folder`` (the benchmark never runs the encoder: only its width matters;
+    ``substituted_parts`` says so)."""
+    features = profile.features
+    config = {"name": features.encoder, "grid": features.grid, "image_size": profile.data.image_size,
+              "seed": profile.seed}
+    if features.encoder == "siglip":
         from ..paths import resolve
 
         path = resolve(features.encoder_path) if features.encoder_path else None
@@ -254,9 +265,7 @@ def bench_text_config(profile):
 
     from ..model.configuration_macm import small_qwen2_config
 
-    m = _section(profile, "model")
-    if m is None:
-        return small_qwen2_config(**DEFAULT_DECODER)
+    m = profile.model
     if m.decoder == "scratch-qwen2":
         return small_qwen2_config(m.vocab_size, hidden_size=m.hidden_size, num_hidden_layers=m.num_layers,
                                   num_attention_heads=m.num_heads, num_key_value_heads=m.num_heads,
@@ -274,8 +283,7 @@ def bench_text_config(profile):
 
 
 def keyframes_of(profile) -> int:
-    features = _section(profile, "features")
-    return features.keyframes if features else DEFAULT_KEYFRAMES
+    return profile.features.keyframes
 
 
 def build_bench_model(profile, *, checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
@@ -283,7 +291,8 @@ def build_bench_model(profile, *, checkpoint: str | Path | None = None, device: 
     """(model in eval mode, tokenizer or None, weights label): the checkpoint's model (a
     ``save_pretrained`` folder, its tokenizer beside it if saved), or the profile's
     architecture with random weights (decoder and projectors; the frozen encoder keeps
-    its source's weights)."""
+    its source's weights).  The label is the folder, or ``random``, followed by the
+    ``substituted_parts`` when a local folder of the profile is missing."""
     from ..model.configuration_macm import MACMConfig
     from ..model.modeling_macm import MACMForConditionalGeneration
 
@@ -304,7 +313,9 @@ def build_bench_model(profile, *, checkpoint: str | Path | None = None, device: 
                             text_config=bench_text_config(profile).to_dict())
         with torch.device(device):
             model = MACMForConditionalGeneration(config)
-    return model.to(dtype=dtype).eval(), None, "random"
+    substituted = substituted_parts(profile)
+    label = "random" + (f"; timing in place of missing folders: {'; '.join(substituted)}" if substituted else "")
+    return model.to(dtype=dtype).eval(), None, label
 
 
 # fixed ids of the prompt text when there is no tokenizer (random weights): <s> USER: ...
@@ -355,27 +366,25 @@ def latency_main(profile_name: str = "cpu", *, checkpoint: str | Path | None = N
     """``macm bench latency --profile P [--checkpoint DIR]``: the profile's model (random
     weights without a checkpoint) on random features of the cached features' shape.
 
-    captions: timed clips (default: the profile's ``eval.latency_captions``, else 20);
+    captions: timed clips (default: the profile's ``eval.latency_captions``);
     threads: torch threads (default 1: one caption's small matrix products gain nothing
     from more, and on a busy machine threads wait for each other, on two rows more than on
     one, which inflates the pairwise decoders' ratios); max_new_tokens: caption length
-    (default: the profile's ``eval.max_new_tokens``, else 32); device: ``cuda`` when one
+    (default: the profile's ``eval.max_new_tokens``); device: ``cuda`` when one
     is available, else ``cpu``.
     """
     from ..config import load_profile
     from ..determinism import set_determinism
 
     profile = load_profile(profile_name)
-    evaluation = _section(profile, "eval")
-    captions = captions if captions is not None else (evaluation.latency_captions if evaluation else 20)
-    max_new_tokens = max_new_tokens or (evaluation.max_new_tokens if evaluation else 32)
+    captions = captions if captions is not None else profile.eval.latency_captions
+    max_new_tokens = max_new_tokens or profile.eval.max_new_tokens
     threads = threads or 1
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     set_determinism(profile.seed, threads=threads)
     model, tokenizer, weights = build_bench_model(profile, checkpoint=checkpoint, device=device)
-    features = _section(profile, "features")
     clips = random_clip_prompts(model, captions + warmup, keyframes=keyframes_of(profile), tokenizer=tokenizer,
-                                seed=profile.seed, vcd_noise=features.vcd_noise if features else 0.5)
+                                seed=profile.seed, vcd_noise=profile.features.vcd_noise)
     text = model.config.text_config
     info = {"profile": profile.name, "weights": weights,
             "decoder_params": sum(p.numel() for p in model.language_model.parameters()),
