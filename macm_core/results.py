@@ -21,7 +21,8 @@ from .variants import get_variant
 
 
 # the decoders each variant is scored with: M-ACM with every decoder of ``eval.decoders``;
-# macm-uniform with the ablation's (greedy on each input, MSD); visual-only models greedily
+# the other two-pathway variants (macm-uniform, macm-coarse) with the ablation's (greedy on
+# each input, MSD); visual-only models greedily
 ABLATION_DECODERS = ("greedy_visual", "greedy_joint", "msd")
 
 

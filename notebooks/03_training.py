@@ -21,6 +21,7 @@
 # | `baseline-coarse` | coarse ("a person is exercising") | visual only | uniform |
 # | `baseline-fine` | fine-grained (HMI-like) | visual only | uniform |
 # | `macm-uniform` | fine-grained | visual, motion and joint (pathway dropout) | uniform |
+# | `macm-coarse` | coarse | visual, motion and joint (pathway dropout) | uniform |
 # | `macm` | fine-grained | visual, motion and joint (pathway dropout) | pose-aware |
 #
 # Two stages, as the paper: stage 1 aligns the two projectors with the decoder frozen,
@@ -28,6 +29,8 @@
 # the clip instead of its caption. Pathway dropout puts every training batch's items under
 # a visual-only, motion-only or joint prompt, so that both single-pathway distributions that
 # Motion Synergetic Decoding compares at inference are ones the model was trained on.
+# The main table's variants train on every seed of the profile; the ablation-only ones
+# (`train.first_seed_only`: `macm-uniform`, `macm-coarse`) on its first seed.
 
 # %% tags=["parameters"]
 profile = "cpu"

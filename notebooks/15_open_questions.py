@@ -16,9 +16,10 @@
 # section says what its numbers can and cannot separate.
 #
 # 1. **MSD without fine-grained training data.** Does the decoder's gain need the HMI-style
-#    captions, or would MSD help a model trained on coarse captions too? That needs a
-#    two-pathway model trained on coarse captions, which the training chapter does not
-#    build; the rows we have separate the data from the decoding only partly.
+#    captions, or would MSD help a model trained on coarse captions too? The training
+#    chapter builds two two-pathway models that differ only in their captions:
+#    `macm-uniform` (fine captions) and `macm-coarse` (the coarse captions); both use
+#    uniform keyframes and are decoded greedily and with MSD.
 # 2. **Unseen part-action compositions.** The `test_heldout` split holds clips with
 #    (part, action) pairs that never occur in training (the profile's `held_out_pairs`,
 #    e.g. a foot that taps, a leg that is raised); the parts and the actions are each seen,
@@ -81,6 +82,7 @@ probe_feats = {split: load_features(config, split, keyframes="uniform", progress
 
 # %%
 A_ROWS = [("baseline-coarse", "greedy_visual"), ("baseline-fine", "greedy_visual"),
+          ("macm-coarse", "greedy_visual"), ("macm-coarse", "greedy_joint"), ("macm-coarse", "msd"),
           ("macm-uniform", "greedy_visual"), ("macm-uniform", "greedy_joint"), ("macm-uniform", "msd")]
 A_METRICS = ["CIDEr", "part_f1", "laterality", "action_f1", "CHAIR_s"]
 summary_a = summarise_seeds(results, A_METRICS)
@@ -100,7 +102,10 @@ EFFECTS = [("fine-grained data (visual-only model, greedy)", ("baseline-coarse",
            ("greedy on the joint input instead of the frames", ("macm-uniform", "greedy_visual"),
             ("macm-uniform", "greedy_joint")),
            ("MSD instead of greedy on the frames (fine-grained data)", ("macm-uniform", "greedy_visual"),
-            ("macm-uniform", "msd"))]
+            ("macm-uniform", "msd")),
+           ("MSD instead of greedy on the frames (coarse data)", ("macm-coarse", "greedy_visual"),
+            ("macm-coarse", "msd")),
+           ("fine-grained data (two-pathway model, MSD)", ("macm-coarse", "msd"), ("macm-uniform", "msd"))]
 effects = pd.DataFrame({m: [mean_a(*b, m) - mean_a(*a, m) for _, a, b in EFFECTS] for m in A_METRICS},
                        index=[name for name, _, _ in EFFECTS])
 display(Markdown("**Differences between rows (seed means)**; for `CHAIR_s` a negative difference is an improvement."))
@@ -108,6 +113,8 @@ display(effects.round(3))
 
 data_gain = effects.loc[EFFECTS[0][0], "part_f1"]
 msd_gain = effects.loc[EFFECTS[3][0], "part_f1"]
+msd_gain_coarse = effects.loc[EFFECTS[4][0], "part_f1"]
+msd_chair, msd_chair_coarse = effects.loc[EFFECTS[3][0], "CHAIR_s"], effects.loc[EFFECTS[4][0], "CHAIR_s"]
 
 
 def signed(x):
@@ -120,21 +127,24 @@ if missing_a:
     comparison = (f"Profile `{config.name}` does not train or decode {', '.join(missing_a)}, so the differences "
                   "that need those rows are undefined here.")
 elif pd.isna(data_gain) or pd.isna(msd_gain):
-    comparison = "The two effects cannot be compared: a part F1 is undefined where captions name no body part."
+    comparison = ("The data and decoding effects cannot be compared: a part F1 is undefined where captions name "
+                  "no body part.")
 else:
     larger = "larger" if abs(data_gain) > abs(msd_gain) else "not larger"
     comparison = f"In absolute value the data effect is {larger} than the decoding effect."
 display(Markdown(
-    f"With fine-grained captions, MSD changes part F1 by {signed(msd_gain)} over greedy decoding of the same "
-    f"weights on the frames; fine-grained captions themselves change it by {signed(data_gain)} for a visual-only "
-    f"model decoded greedily. {comparison}\n\n"
-    "**What these rows separate:** the effect of the data with the decoder fixed (greedy, frames only), and "
-    "the effect of the decoder with the data and the weights fixed (fine captions, `macm-uniform`).\n\n"
-    "**What they cannot separate:** whether MSD also helps a model trained WITHOUT fine-grained captions. "
-    "That needs a two-pathway model trained on the coarse captions (a `macm-coarse` variant: "
-    "`captions: coarse_caption`, `conditioning: pathway-dropout`), which the training chapter does not "
-    "build. Its coarse captions name no body part, so part F1 and CHAIR would then measure whether MSD can "
-    "put body parts into captions the model never learnt to write; this book does not answer that question."))
+    f"**With fine-grained captions** (`macm-uniform`), MSD changes part F1 by {signed(msd_gain)} and CHAIR_s by "
+    f"{signed(msd_chair)} over greedy decoding of the same weights on the frames. **With the coarse captions** "
+    f"(`macm-coarse`, the same architecture, keyframes and schedule), MSD changes part F1 by "
+    f"{signed(msd_gain_coarse)} and CHAIR_s by {signed(msd_chair_coarse)}. Fine-grained captions themselves change "
+    f"part F1 by {signed(data_gain)} for a visual-only model decoded greedily. {comparison}\n\n"
+    "**What these rows separate:** the effect of the decoder with the data and the weights fixed, once per kind "
+    "of caption, and the effect of the data with the decoder fixed.\n\n"
+    "**What they cannot separate:** MSD only re-weights tokens the visual pathway already ranks near the top "
+    "(msd.md), so a model that never learnt to name body parts gives it nothing to choose between; a gain "
+    "that appears only with fine captions says the decoder needs the data, not that the data alone explains "
+    "the paper's full-model gain. `macm-uniform` and `macm-coarse` train on the first seed only "
+    "(`train.first_seed_only`), so these differences have no spread over seeds."))
 
 # %% [markdown]
 # ## 2. Unseen part-action compositions
@@ -303,16 +313,16 @@ display(Markdown(
 
 # %%
 v_f, v_m = HELDOUT_ROWS
-ours = (f"(a) MSD part-F1 change with fine captions {signed(msd_gain)} (macm-uniform), fine-data change "
-        f"{signed(data_gain)} (visual-only, greedy); (b) held-out minus test part F1: {v_f[0]} "
+ours = (f"(a) MSD part-F1 change with fine captions {signed(msd_gain)} (macm-uniform), with coarse captions "
+        f"{signed(msd_gain_coarse)} (macm-coarse); fine-data change {signed(data_gain)} (visual-only, greedy); (b) held-out minus test part F1: {v_f[0]} "
         f"{signed(drop(*v_f, 'part_f1'))}, {v_m[0]}/msd {signed(drop(*v_m, 'part_f1'))}; "
         f"(c) probe accuracy (moving limb + side): SMPL "
         f"{probe.loc[smpl_name, 'test accuracy']:.2f}, rendered body {probe.loc[render_name, 'test accuracy']:.2f}, "
         f"frames {probe.loc[frames_name, 'test accuracy']:.2f}, majority {chance:.2f}")
-reason = ("Open questions, no paper number to reproduce. Measured: MSD's and the data's effects on the rows that "
-          "exist, the held-out compositions split for baseline-fine and macm+MSD, and a linear-probe proxy for "
-          f"the motion representation ({probe_answer}). Not done: MSD on a two-pathway model trained on coarse "
-          "captions (no such variant is trained), and an M-ACM trained with the SMPL motion encoder as its pathway.")
+reason = ("Open questions, no paper number to reproduce. Measured: MSD's effect on two-pathway models trained "
+          "with fine and with coarse captions and the data's effect, the held-out compositions split for "
+          "baseline-fine and macm+MSD, and a linear-probe proxy for the motion representation "
+          f"({probe_answer}). Not done: an M-ACM trained with the SMPL motion encoder as its pathway.")
 record_verdict(config.name, "C9", ours=ours, verdict="not testable here", reason=reason)
 display(Markdown(f"**C9: not testable here** as a claim of the paper (there is none to reproduce); measured: "
                  f"{ours}.\n\n{reason}"))

@@ -90,8 +90,12 @@ def test_noised_stays_in_range_and_is_seeded():
 
 
 def test_variants_are_data_and_profiles_validate_their_values(tmp_path):
-    assert set(VARIANTS) >= {"baseline-coarse", "baseline-fine", "macm-uniform", "macm"}
+    assert set(VARIANTS) >= {"baseline-coarse", "baseline-fine", "macm-uniform", "macm-coarse", "macm"}
     assert not get_variant("baseline-fine").uses_motion and get_variant("macm").keyframes == "pose-aware"
+    # macm-coarse differs from macm-uniform in its captions only (MSD without fine-grained data)
+    coarse, uniform = vars(get_variant("macm-coarse")), vars(get_variant("macm-uniform"))
+    assert {k for k in coarse if coarse[k] != uniform[k]} == {"name", "description", "captions"}
+    assert coarse["captions"] == get_variant("baseline-coarse").captions
     with pytest.raises(ValueError, match="unknown variant"):
         get_variant("macm-xl")
     base = open(load_profile("smoke").source).read()
