@@ -314,7 +314,8 @@ display(Markdown(
 # %%
 v_f, v_m = HELDOUT_ROWS
 ours = (f"(a) MSD part-F1 change with fine captions {signed(msd_gain)} (macm-uniform), with coarse captions "
-        f"{signed(msd_gain_coarse)} (macm-coarse); fine-data change {signed(data_gain)} (visual-only, greedy); (b) held-out minus test part F1: {v_f[0]} "
+        f"{signed(msd_gain_coarse)} (macm-coarse); fine-data change {signed(data_gain)} (visual-only, greedy); "
+        f"(b) held-out minus test part F1: {v_f[0]} "
         f"{signed(drop(*v_f, 'part_f1'))}, {v_m[0]}/msd {signed(drop(*v_m, 'part_f1'))}; "
         f"(c) probe accuracy (moving limb + side): SMPL "
         f"{probe.loc[smpl_name, 'test accuracy']:.2f}, rendered body {probe.loc[render_name, 'test accuracy']:.2f}, "

@@ -217,6 +217,14 @@ def bench_latency(model, prompts_per_caption: Sequence[PathwayPrompts], *,
 # --------------------------------------------------------------------------- the profile's model
 
 
+def _model_folder(setting: str | None) -> Path | None:
+    """The profile's local model folder (resolved), or None when it is unset or holds no config.json."""
+    from ..paths import resolve
+
+    folder = resolve(setting) if setting else None
+    return folder if folder is not None and (folder / "config.json").is_file() else None
+
+
 def substituted_parts(profile) -> list[str]:
     """What the benchmark times in place of a local folder the profile names but this
     machine lacks (random weights either way; the sizes are the paper's): one line each,
@@ -225,14 +233,12 @@ def substituted_parts(profile) -> list[str]:
 
     parts = []
     f, m = profile.features, profile.model
-    if f.encoder == "siglip":
-        path = resolve(f.encoder_path) if f.encoder_path else None
-        if path is None or not (path / "config.json").is_file():
-            parts.append(f"encoder: a SigLIP-so400m-sized encoder (no SigLIP folder at {path})")
-    if m.decoder == "local":
-        folder = resolve(m.decoder_path) if m.decoder_path else None
-        if folder is None or not (folder / "config.json").is_file():
-            parts.append(f"decoder: a Qwen2-7B-sized decoder (no model folder at {folder})")
+    if f.encoder == "siglip" and _model_folder(f.encoder_path) is None:
+        where = resolve(f.encoder_path) if f.encoder_path else None
+        parts.append(f"encoder: a SigLIP-so400m-sized encoder (no SigLIP folder at {where})")
+    if m.decoder == "local" and _model_folder(m.decoder_path) is None:
+        where = resolve(m.decoder_path) if m.decoder_path else None
+        parts.append(f"decoder: a Qwen2-7B-sized decoder (no model folder at {where})")
     return parts
 
 
@@ -245,10 +251,8 @@ def bench_vision_config(profile, folder: Path | None = None) -> dict:
     config = {"name": features.encoder, "grid": features.grid, "image_size": profile.data.image_size,
               "seed": profile.seed}
     if features.encoder == "siglip":
-        from ..paths import resolve
-
-        path = resolve(features.encoder_path) if features.encoder_path else None
-        if path is None or not (path / "config.json").is_file():
+        path = _model_folder(features.encoder_path)
+        if path is None:
             if folder is None:
                 raise ValueError("a random SigLIP needs a folder to be written to")
             from transformers import SiglipVisionConfig, SiglipVisionModel
@@ -273,10 +277,8 @@ def bench_text_config(profile):
     if m.decoder == "smollm2":
         sizes = dict(SMOLLM2_135M)
         return AutoConfig.for_model(sizes.pop("model_type"), **sizes)
-    from ..paths import resolve
-
-    folder = resolve(m.decoder_path) if m.decoder_path else None
-    if folder is not None and (folder / "config.json").is_file():
+    folder = _model_folder(m.decoder_path)
+    if folder is not None:
         return AutoConfig.from_pretrained(folder)
     sizes = dict(QWEN2_7B)
     return AutoConfig.for_model(sizes.pop("model_type"), **sizes)
