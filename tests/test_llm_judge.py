@@ -58,7 +58,9 @@ def test_judge_runs_a_local_model_and_keeps_every_raw_reply(tiny_judge_folder, t
     predictions = {"b": "A person kicks.", "a": "A person waves the right hand twice."}
     references = {"a": "The person waves the left hand twice.", "b": "The person kicks with the left foot.",
                   "c": "unused"}
-    table = judge_captions(predictions, references, judge, batch_size=2, max_new_tokens=6)
+    with pytest.warns(UserWarning, match="no chat template"):  # the caption tokenizer has none
+        table = judge_captions(predictions, references, judge, batch_size=2, max_new_tokens=6)
+    assert set(table["prompt_format"]) == {"plain USER/ASSISTANT"}
     assert list(table["clip_id"]) == ["a", "b"] and list(table["candidate"]) == [predictions["a"], predictions["b"]]
     assert table["raw"].map(lambda r: isinstance(r, str)).all()
     # a random model's replies hold no scores: NaN, counted as unparsed, and still saved
@@ -68,7 +70,8 @@ def test_judge_runs_a_local_model_and_keeps_every_raw_reply(tiny_judge_folder, t
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["raw"] for r in rows] == list(table["raw"]) and rows[0]["Details of Movements"] is None
     # greedy decoding: the same replies again, batched differently
-    again = judge_captions(predictions, references, judge, batch_size=1, max_new_tokens=6)
+    with pytest.warns(UserWarning, match="no chat template"):
+        again = judge_captions(predictions, references, judge, batch_size=1, max_new_tokens=6)
     assert list(again["raw"]) == list(table["raw"])
     with pytest.raises(KeyError, match="no reference"):
         judge_captions({"zz": "x"}, references, judge)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -94,8 +95,16 @@ def load_judge(model_path: str | Path):
     return model, tokenizer
 
 
+PLAIN_FORMAT = "plain USER/ASSISTANT"  # the prompt format of a judge without a chat template
+
+
+def prompt_format(tokenizer) -> str:
+    """"chat template" when the judge's tokenizer has one, else ``PLAIN_FORMAT``."""
+    return "chat template" if getattr(tokenizer, "chat_template", None) else PLAIN_FORMAT
+
+
 def _chat_text(tokenizer, message: str) -> str:
-    if getattr(tokenizer, "chat_template", None):
+    if prompt_format(tokenizer) == "chat template":
         return tokenizer.apply_chat_template([{"role": "user", "content": message}], tokenize=False,
                                              add_generation_prompt=True)
     return f"USER: {message}\nASSISTANT:"
@@ -104,7 +113,10 @@ def _chat_text(tokenizer, message: str) -> str:
 def judge_captions(predictions: Mapping[str, str], references: Mapping[str, str], judge, *,
                    batch_size: int = 8, max_new_tokens: int = 96) -> pd.DataFrame:
     """One row per clip (sorted by clip_id): ``reference``, ``candidate``, ``raw`` (the
-    judge's reply) and one column of scores per ``HMI_DIMENSIONS``.
+    judge's reply), ``prompt_format`` (``prompt_format``) and one column of scores per
+    ``HMI_DIMENSIONS``.  A judge without a chat template is prompted in a plain
+    ``USER: ... ASSISTANT:`` format, with a warning: an instruction-tuned judge reads its
+    own template better, so its scores are not comparable with a templated judge's.
 
     predictions, references: clip_id -> caption; every predicted clip needs a reference.
     judge: ``(model, tokenizer)`` as ``load_judge`` returns.
@@ -119,6 +131,10 @@ def judge_captions(predictions: Mapping[str, str], references: Mapping[str, str]
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     clip_ids = sorted(predictions)
+    fmt = prompt_format(tokenizer)
+    if fmt == PLAIN_FORMAT:
+        warnings.warn("the judge's tokenizer has no chat template: it is prompted as 'USER: ... ASSISTANT:'; "
+                      "give a judge folder whose tokenizer_config.json holds its chat template", stacklevel=2)
     texts = [_chat_text(tokenizer, judge_prompt(references[c], predictions[c])) for c in clip_ids]
     replies: list[str] = []
     device = next(model.parameters()).device
@@ -133,7 +149,7 @@ def judge_captions(predictions: Mapping[str, str], references: Mapping[str, str]
     rows = []
     for clip_id, reply in zip(clip_ids, replies):
         rows.append({"clip_id": clip_id, "reference": references[clip_id], "candidate": predictions[clip_id],
-                     "raw": reply, **parse_judgement(reply)})
+                     "raw": reply, "prompt_format": fmt, **parse_judgement(reply)})
     return pd.DataFrame(rows)
 
 
