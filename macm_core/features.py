@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from .cache import atomic_path, source_digest, stage_dir, write_json_atomic
 from .config import Profile, load_profile
 from .data.benchmark import Benchmark
+from .determinism import torch_threads
 from .pipeline.sampling import pose_aware_keyframes, uniform_keyframes
 
 KEYFRAME_MODES = ("uniform", "pose-aware")
@@ -123,7 +124,10 @@ def load_features(profile: str | Profile, split: str, *, keyframes: str = "unifo
     paths = {mode: features_path(profile, split, mode, occlusion, num_clips) for mode in KEYFRAME_MODES}
     path = paths[keyframes]
     if force or not path.is_file():
-        _compute(profile, split, occlusion=occlusion, num_clips=num_clips, paths=paths, progress=progress)
+        # the profile's thread count, whatever the caller's: the cached numbers must not
+        # depend on which notebook or command computed them first
+        with torch_threads(profile.threads):
+            _compute(profile, split, occlusion=occlusion, num_clips=num_clips, paths=paths, progress=progress)
     with np.load(path, allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files}
     info = json.loads(str(arrays.pop("info")))
