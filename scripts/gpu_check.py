@@ -10,10 +10,8 @@ The latency is ``macm bench latency``'s measurement (``macm_core.bench.latency``
 decoder and MSD with cumulative term sets (L2, +L1, +L3, +L4, +L5: the paper's Figure 2),
 per caption of a fixed length (eos off), median over 20 clips after one warm-up clip, on
 random encoder features of the paper's shape (8 keyframes x 6 x 6 SigLIP tokens per
-pathway), with the LoRA adapters merged into the decoder; MSD-all is timed with its
-motion rows batched (``decode``'s default on a GPU) and once more lazy.  The whole check
-took 159 s on one H100 and 204 s on one H200 (build, 4 training steps, latency; peak
-32 GiB).
+pathway), with the LoRA adapters merged into the decoder.  The whole check took 159 s
+on one H100 and 204 s on one H200 (build, 4 training steps, latency; peak 32 GiB).
 Prints one JSON object per measurement and a summary line.  Needs torch, transformers,
 peft, accelerate, einops, pyyaml, numpy (what ``macm_core.model`` and
 ``macm_core.decoding`` import), nothing else.
