@@ -49,14 +49,16 @@ clean:
 # Optional: ViTPose / DWPose through mmpose on this CPU machine (about 20 min: mmcv's ops
 # are compiled from source).  GPU nodes install the CUDA builds with `mim` instead.
 mmpose: install
-	$(BIN)/python -m pip install --quiet "setuptools<81" wheel ninja "numpy<2.4" \
-		json_tricks munkres opencv-python-headless pillow mmengine
+	$(BIN)/python -m pip install --quiet "setuptools<81" wheel ninja cython "numpy<2.4" \
+		json_tricks munkres opencv-python-headless pillow mmengine six
 	MMCV_WITH_OPS=1 $(BIN)/python -m pip install --no-build-isolation "mmcv==2.1.0"
-	$(BIN)/python -m pip install --quiet --no-build-isolation xtcocotools
+	# from source against this numpy: the xtcocotools wheel is built for numpy >= 2.4's ABI
+	$(BIN)/python -m pip install --quiet --no-build-isolation --no-binary xtcocotools "xtcocotools==1.14.3"
 	$(BIN)/python -m pip install --quiet --no-deps "mmdet==3.3.0" "mmpose==1.3.2"
 	# mmpose imports torchvision at the top of one visualisation module; torchvision does
-	# not import beside this torch build, and the backend never needs that module
+	# not import beside this torch build, and the backend never needs that module (patched
+	# once: a second run of this target leaves the file as it is)
 	$(BIN)/python -c "import pathlib, mmpose; p = pathlib.Path(mmpose.__file__).parent / 'visualization' / 'simcc_vis.py'; \
-		s = p.read_text(); p.write_text(s.replace('from torchvision.transforms import ToPILImage', \
+		s = p.read_text(); 'ToPILImage = None' in s or p.write_text(s.replace('from torchvision.transforms import ToPILImage', \
 		'try:\n    from torchvision.transforms import ToPILImage\nexcept Exception:  # optional\n    ToPILImage = None'))"
 	$(BIN)/python -m pytest -q tests/test_mmpose_backend.py
