@@ -95,16 +95,17 @@ def load_judge(model_path: str | Path):
     return model, tokenizer
 
 
-PLAIN_FORMAT = "plain USER/ASSISTANT"  # the prompt format of a judge without a chat template
+CHAT_FORMAT = "chat template"  # the judge's tokenizer has a chat template
+PLAIN_FORMAT = "plain USER/ASSISTANT"  # it has none
 
 
 def prompt_format(tokenizer) -> str:
-    """"chat template" when the judge's tokenizer has one, else ``PLAIN_FORMAT``."""
-    return "chat template" if getattr(tokenizer, "chat_template", None) else PLAIN_FORMAT
+    """``CHAT_FORMAT`` when the judge's tokenizer has a chat template, else ``PLAIN_FORMAT``."""
+    return CHAT_FORMAT if getattr(tokenizer, "chat_template", None) else PLAIN_FORMAT
 
 
-def _chat_text(tokenizer, message: str) -> str:
-    if prompt_format(tokenizer) == "chat template":
+def _chat_text(tokenizer, message: str, fmt: str) -> str:
+    if fmt == CHAT_FORMAT:
         return tokenizer.apply_chat_template([{"role": "user", "content": message}], tokenize=False,
                                              add_generation_prompt=True)
     return f"USER: {message}\nASSISTANT:"
@@ -135,7 +136,7 @@ def judge_captions(predictions: Mapping[str, str], references: Mapping[str, str]
     if fmt == PLAIN_FORMAT:
         warnings.warn("the judge's tokenizer has no chat template: it is prompted as 'USER: ... ASSISTANT:'; "
                       "give a judge folder whose tokenizer_config.json holds its chat template", stacklevel=2)
-    texts = [_chat_text(tokenizer, judge_prompt(references[c], predictions[c])) for c in clip_ids]
+    texts = [_chat_text(tokenizer, judge_prompt(references[c], predictions[c]), fmt) for c in clip_ids]
     replies: list[str] = []
     device = next(model.parameters()).device
     for first in range(0, len(texts), batch_size):
