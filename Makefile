@@ -46,11 +46,14 @@ nbval-refs: fetch
 clean:
 	rm -rf _build book/executed book/_static/plotly.min.js
 
-# Optional: ViTPose / DWPose through mmpose on this CPU machine (about 20 min: mmcv's ops
-# are compiled from source).  GPU nodes install the CUDA builds with `mim` instead.
+# Optional: the mmpose backend on this CPU machine (about 20 min: mmcv's ops are compiled
+# from source), for mmpose's own top-down configs (HRNet, ResNet) and mmdet person
+# detectors.  Its ViTPose configs need mmpretrain, which imports torchvision: GPU nodes
+# install the CUDA builds of all of them with `mim` instead.
 mmpose: install
 	$(BIN)/python -m pip install --quiet "setuptools<81" wheel ninja cython "numpy<2.4" \
-		json_tricks munkres opencv-python-headless pillow mmengine six
+		json_tricks munkres opencv-python-headless pillow mmengine six \
+		terminaltables shapely
 	MMCV_WITH_OPS=1 $(BIN)/python -m pip install --no-build-isolation "mmcv==2.1.0"
 	# from source against this numpy: the xtcocotools wheel is built for numpy >= 2.4's ABI
 	$(BIN)/python -m pip install --quiet --no-build-isolation --no-binary xtcocotools "xtcocotools==1.14.3"

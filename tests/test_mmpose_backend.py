@@ -33,6 +33,7 @@ def test_topdown_architecture_from_mmpose_config_runs_on_frames(tmp_path):
     beside this CPU torch (GPU nodes install both with mim); the backend runs any config."""
     import pathlib
 
+    import mmdet.apis  # noqa: F401  (the backend's person detector, with det_config: importable too)
     import mmpose
     import torch
     from mmpose.apis import init_model
