@@ -188,6 +188,24 @@ def test_items_hold_their_target_and_the_placeholders_of_their_conditioning(toke
     assert {_target(tokenizer, coarse[i]) for i in range(8)} == {"a person moves", "a person exercises"}
 
 
+def test_items_are_tokenized_once_and_equal_a_fresh_tokenization(tokenizer):
+    from macm_core.model.tokenizer import build_inputs
+
+    dataset = dataset_of(tokenizer, qa_fraction=0.5, seed=2)
+    seen = set()
+    for epoch in range(3):
+        for index in range(len(dataset)):
+            item, choice = dataset[(epoch, index)], dataset.choose(index, epoch)
+            seen.add((index, choice.qa_index, choice.conditioning))
+            prompt, target = ((dataset.prompt, dataset.texts.captions[index]) if choice.qa_index is None
+                              else dataset.texts.qa[index][choice.qa_index])
+            fresh = build_inputs(tokenizer, prompt=prompt, caption=target, num_video_tokens=dataset.num_video_tokens,
+                                 num_motion_tokens=dataset.num_motion_tokens, conditioning=choice.conditioning)
+            assert all(torch.equal(a, b) for a, b in zip(item.inputs, fresh))
+            item.inputs.labels.fill_(0)  # a caller editing its item leaves the next one intact
+    assert len(dataset._inputs) == len(seen) < 3 * len(dataset)  # one tokenization per distinct text
+
+
 def test_collate_pads_every_tensor_on_the_same_side(tokenizer):
     dataset = dataset_of(tokenizer, num_clips=8, qa_fraction=0.5)
     examples = [dataset[(0, i)] for i in range(8)]

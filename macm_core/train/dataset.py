@@ -164,6 +164,9 @@ class CaptionDataset(torch.utils.data.Dataset):
         self.cumulative = np.cumsum(check_conditioning_probs(conditioning_probs))
         self.seed, self.prompt = int(seed), prompt
         self.num_video_tokens, self.num_motion_tokens = int(visual.shape[1]), int(motion.shape[1])
+        # tokenized (prompt, target) per (index, qa_index, conditioning): every epoch revisits
+        # the same few texts of a clip, and tokenizing them took a tenth of a cpu training step
+        self._inputs: dict[tuple[int, int | None, str], ModelInputs] = {}
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -182,14 +185,22 @@ class CaptionDataset(torch.utils.data.Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"clip index {index} out of range for {len(self)} clips")
         choice = self.choose(index, epoch)
-        if choice.qa_index is None:
-            prompt, target = self.prompt, self.texts.captions[index]
-        else:
-            prompt, target = self.texts.qa[index][choice.qa_index]
-        inputs = build_inputs(self.tokenizer, prompt=prompt, caption=target, num_video_tokens=self.num_video_tokens,
-                              num_motion_tokens=self.num_motion_tokens, conditioning=choice.conditioning)
+        inputs = ModelInputs(*(t.clone() for t in self._tokenized(index, choice)))  # callers may edit theirs
         return Example(inputs, _float_tensor(self.visual[index]), _float_tensor(self.motion[index]),
                        CONDITIONINGS.index(choice.conditioning), index, choice.qa_index is not None)
+
+    def _tokenized(self, index: int, choice: Choice) -> ModelInputs:
+        key = (index, choice.qa_index, choice.conditioning)
+        if key not in self._inputs:
+            if choice.qa_index is None:
+                prompt, target = self.prompt, self.texts.captions[index]
+            else:
+                prompt, target = self.texts.qa[index][choice.qa_index]
+            self._inputs[key] = build_inputs(self.tokenizer, prompt=prompt, caption=target,
+                                             num_video_tokens=self.num_video_tokens,
+                                             num_motion_tokens=self.num_motion_tokens,
+                                             conditioning=choice.conditioning)
+        return self._inputs[key]
 
     def __getitem__(self, key: int | tuple[int, int]) -> Example:
         epoch, index = key if isinstance(key, tuple) else (0, key)
