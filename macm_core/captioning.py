@@ -105,6 +105,7 @@ def caption_split(profile: str | Profile, variant: str, *, decoder: str, seed: i
     folder = run_dir(profile, v, seed)
     key = {"decoder": decoder, "split": split, "occlusion": occlusion, "num_clips": num_clips, "qa": qa,
            "msd": asdict(msd), "max_new_tokens": profile.eval.max_new_tokens, "log_tokens": log_tokens,
+           "batch": profile.eval.decode_batch,  # the padding of a batch can move a float's last bit
            "source": source_digest("decoding", "captioning", "features")}
     path = _captions_path(folder, key)
     if path.is_file() and (folder / "model" / "config.json").is_file():
@@ -118,12 +119,14 @@ def caption_split(profile: str | Profile, variant: str, *, decoder: str, seed: i
         table = bench.qa[(bench.qa["kind"] == "judge") & bench.qa["clip_id"].isin(features.clip_ids)]
         index = {c: i for i, c in enumerate(features.clip_ids)}
         answers, _ = generate(model, tokenizer, features, decoder=decoder, max_new_tokens=4, msd=msd,
-                              prompts=table["question"].tolist(), rows=[index[c] for c in table["clip_id"]])
+                              prompts=table["question"].tolist(), rows=[index[c] for c in table["clip_id"]],
+                              batch_size=profile.eval.decode_batch)
         frame = pd.DataFrame({"clip_id": table["clip_id"].to_numpy(), "question": table["question"].to_numpy(),
                               "answer": answers, "gold": table["answer"].to_numpy()})
     else:
         captions, logs = generate(model, tokenizer, features, decoder=decoder,
-                                  max_new_tokens=profile.eval.max_new_tokens, msd=msd, log_tokens=log_tokens)
+                                  max_new_tokens=profile.eval.max_new_tokens, msd=msd, log_tokens=log_tokens,
+                                  batch_size=profile.eval.decode_batch)
         frame = pd.DataFrame({"clip_id": list(features.clip_ids), "caption": captions})
         if log_tokens:
             frame["log"] = [json.dumps(entry) for entry in logs]

@@ -125,6 +125,10 @@ class TrainSection:
     seeds: the training seeds; every variant trains on each of them except those named in
     first_seed_only, which train on the first seed only (ablation rows, not the main table);
     stage1_*: projector alignment (decoder frozen); stage2_*: fine-tuning (LoRA if lora).
+    length_groups: each batch goes through the decoder in this many groups of rows of
+    similar length (less padding; ``train.loss``); keep 1 for FSDP.
+    parallel_runs: how many runs ``runs.train_runs`` trains at once, each in its own
+    process; every run trains with ``threads // parallel_runs`` torch threads, alone or not.
     """
 
     variants: tuple[str, ...]
@@ -137,6 +141,8 @@ class TrainSection:
     lora: bool
     qa_fraction: float
     first_seed_only: tuple[str, ...] = ()
+    length_groups: int = 1
+    parallel_runs: int = 1
 
     def seeds_for(self, variant: str) -> tuple[int, ...]:
         """The seeds ``variant`` trains on."""
@@ -147,13 +153,16 @@ class TrainSection:
 class EvalConfig:
     """Decoding and scoring of the test split: decoders, caption length, bootstrap draws,
     captions per latency measurement; judge_path: a local instruction-tuned LLM folder for
-    the optional judge on the five HMI dimensions (``macm eval --judge``), None: no judge."""
+    the optional judge on the five HMI dimensions (``macm eval --judge``), None: no judge;
+    decode_batch: clips decoded together when a split is captioned (one batch of rows, one
+    KV cache; larger batches are faster until memory runs out)."""
 
     decoders: tuple[str, ...]
     max_new_tokens: int
     bootstrap: int
     latency_captions: int
     judge_path: str | None = None
+    decode_batch: int = 32
 
 
 @dataclass(frozen=True)
@@ -265,9 +274,14 @@ def _check_values(profile: Profile, *, where: str) -> None:
         fail("train.variants", f"names unknown variant {unknown[0]!r} (known: {', '.join(VARIANTS)})")
     if not t.seeds:
         fail("train.seeds", "must list at least one seed")
+    for name in ("length_groups", "parallel_runs"):
+        if getattr(t, name) < 1:
+            fail(f"train.{name}", f"must be >= 1, got {getattr(t, name)}")
     stray = [v for v in t.first_seed_only if v not in t.variants]
     if stray:
         fail("train.first_seed_only", f"names {stray[0]!r}, which is not in train.variants ({', '.join(t.variants)})")
+    if e.decode_batch < 1:
+        fail("eval.decode_batch", f"must be >= 1, got {e.decode_batch}")
     unknown = [d for d in e.decoders if d not in DECODING_METHODS]
     if unknown:
         fail("eval.decoders", f"names unknown decoder {unknown[0]!r} (known: {', '.join(DECODING_METHODS)})")

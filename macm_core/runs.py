@@ -124,9 +124,18 @@ def split_inputs(profile: Profile, split: str, keyframes: str, *,
     return features, clips, qa
 
 
+def run_threads(profile: Profile) -> int:
+    """Torch threads of one training run: the profile's ``threads`` shared by the
+    ``train.parallel_runs`` runs that train at once.  A run uses this many whether it
+    trains beside others or alone, so its weights do not depend on how it was scheduled
+    (reductions may round differently with another thread count)."""
+    return max(1, profile.threads // profile.train.parallel_runs)
+
+
 def train_variant(profile: str | Profile, variant: str, *, seed: int | None = None, force: bool = False,
                   progress: bool = True) -> Path:
-    """Train (or resume, or reuse) one variant; returns the folder of its final model."""
+    """Train (or resume, or reuse) one variant with ``run_threads(profile)`` torch threads;
+    returns the folder of its final model."""
     import torch
     from transformers.utils import logging as hf_logging
 
@@ -145,7 +154,8 @@ def train_variant(profile: str | Profile, variant: str, *, seed: int | None = No
         return final
     if not progress:
         hf_logging.disable_progress_bar()
-    set_determinism(seed, threads=profile.threads)
+    threads = run_threads(profile)
+    set_determinism(seed, threads=threads)
     start = time.perf_counter()
     features, clips, qa = split_inputs(profile, "train", v.keyframes, progress=progress)
     arrays = {"visual": torch.from_numpy(features.visual.astype(np.float32)),
@@ -154,11 +164,12 @@ def train_variant(profile: str | Profile, variant: str, *, seed: int | None = No
     # seeded again here: computing the features above (when not cached) draws random numbers,
     # and the initial weights must not depend on whether they were cached (a resumed run
     # checks that its frozen weights are those the run started from)
-    set_determinism(seed, threads=profile.threads)
+    set_determinism(seed, threads=threads)
     model = build_model(profile, tokenizer)
     t = profile.train
     common = dict(batch_size=t.batch_size, seed=seed, caption_field=v.captions, qa_fraction=t.qa_fraction,
-                  conditioning_probs=CONDITIONING_PRESETS[v.conditioning], progress=progress)
+                  conditioning_probs=CONDITIONING_PRESETS[v.conditioning], length_groups=t.length_groups,
+                  progress=progress)
     stages = {}
     for stage, steps, lr in ((1, t.stage1_steps, t.stage1_lr), (2, t.stage2_steps, t.stage2_lr)):
         config = TrainConfig(output_dir=folder / f"stage{stage}", stage=stage, steps=steps, lr=lr,
@@ -180,6 +191,44 @@ def train_variant(profile: str | Profile, variant: str, *, seed: int | None = No
         "seconds": round(time.perf_counter() - start, 1)})
     tmp.rename(final)
     return final
+
+
+def train_runs(profile: str | Profile, runs: list[tuple[str, int]], *, jobs: int | None = None,
+               progress: bool = False) -> dict[tuple[str, int], Path]:
+    """Train every (variant, seed) of ``runs`` that is not cached yet, ``jobs`` at a time
+    (default ``train.parallel_runs``), and return the folder of each final model.
+
+    With jobs > 1 each run trains in its own process (spawned: no forked torch state).
+    Small models train faster that way on a few cores: their matrix products are too
+    small to keep several threads busy, and separate runs never wait for each other.
+    Every run trains with ``run_threads(profile)`` threads whatever ``jobs`` is, so the
+    weights are the same as one by one.  The train features and the tokenizer are made
+    first, here, so that no two processes make them at once.  A failed run raises its
+    error here once the others have finished (those stay cached).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    jobs = profile.train.parallel_runs if jobs is None else jobs
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    todo = [(v, s) for v, s in runs if not (run_dir(profile, get_variant(v), s) / "model" / "config.json").is_file()]
+    if jobs > 1 and len(todo) > 1:
+        load_caption_tokenizer(profile, progress=progress)
+        for keyframes in sorted({get_variant(v).keyframes for v, _ in todo}):
+            load_features(profile, "train", keyframes=keyframes, progress=progress)
+        # the coarse captions are short, so their runs are short: start them last, so that the
+        # processes finish at about the same time
+        todo.sort(key=lambda run: get_variant(run[0]).captions == "coarse_caption")
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context) as pool:
+            futures = [pool.submit(train_variant, profile, v, seed=s, progress=False)
+                       for v, s in todo]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]
+    return {(v, s): train_variant(profile, v, seed=s, progress=progress) for v, s in runs}
 
 
 def parameter_counts(model) -> dict[str, int]:

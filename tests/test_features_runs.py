@@ -103,7 +103,10 @@ def test_variants_are_data_and_profiles_validate_their_values(tmp_path):
                               ("decoder: scratch-qwen2", "decoder: gpt5", "model.decoder"),
                               ("variants: [baseline-coarse", "variants: [bogus", "train.variants"),
                               ("keyframes: 4", "keyframes: 99", "features.keyframes"),
-                              ("decoders: [greedy_visual", "decoders: [beam", "eval.decoders")):
+                              ("decoders: [greedy_visual", "decoders: [beam", "eval.decoders"),
+                              ("length_groups: 3", "length_groups: 0", "train.length_groups"),
+                              ("qa_fraction: 0.2\n", "qa_fraction: 0.2\n  parallel_runs: 0\n", "train.parallel_runs"),
+                              ("max_new_tokens:", "decode_batch: 0\n  max_new_tokens:", "eval.decode_batch")):
         path = tmp_path / "p.yaml"
         path.write_text(base.replace(old, new, 1))
         with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
@@ -116,6 +119,35 @@ def trained(smoke):
 
     folder = train_variant(smoke, "macm", progress=False)
     return folder, load_variant(smoke, "macm", progress=False)
+
+
+@pytest.mark.slow
+def test_runs_trained_in_parallel_processes_equal_runs_trained_one_by_one(smoke):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from macm_core.runs import run_dir, train_runs
+
+    # short runs of their own (other run folders than the smoke profile's)
+    profile = replace(smoke, threads=2, train=replace(smoke.train, stage1_steps=2, stage2_steps=8, parallel_runs=2))
+    runs = [("macm", 0), ("baseline-fine", 1)]
+
+    def trained_weights(jobs):
+        for variant, seed in runs:
+            shutil.rmtree(run_dir(profile, get_variant(variant), seed), ignore_errors=True)
+        folders = train_runs(profile, runs, jobs=jobs)
+        assert list(folders) == runs
+        return {run: load_file(str(folder / "model.safetensors")) for run, folder in folders.items()}
+
+    one_by_one, in_parallel = trained_weights(1), trained_weights(2)
+    for run in runs:
+        assert one_by_one[run].keys() == in_parallel[run].keys()
+        assert all(torch.equal(one_by_one[run][k], in_parallel[run][k]) for k in one_by_one[run]), run
+    assert not torch.equal(one_by_one[runs[0]]["language_model.model.norm.weight"],
+                           one_by_one[runs[1]]["language_model.model.norm.weight"])
+    with pytest.raises(ValueError, match="jobs must be >= 1"):
+        train_runs(profile, runs, jobs=0)
 
 
 def test_a_trained_variant_is_saved_whole_and_loads_back(smoke, trained):

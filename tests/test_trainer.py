@@ -17,8 +17,8 @@ from safetensors.torch import load_file
 
 from macm_core.model import (CONDITIONINGS, MACMConfig, MACMForConditionalGeneration, placeholder_ids,
                              small_qwen2_config, train_caption_tokenizer)
-from macm_core.train import (CONDITIONING_PRESETS, CaptionDataset, ClipTexts, TrainConfig, batch_keys, collate,
-                             latest_checkpoint, merge_lora, train)
+from macm_core.train import (CONDITIONING_PRESETS, CaptionDataset, ClipTexts, MixedPathwayModel, TrainConfig,
+                             batch_keys, collate, label_token_loss, latest_checkpoint, merge_lora, train)
 
 CAPTIONS = [
     "a person raises the left arm above the head",
@@ -278,6 +278,56 @@ def test_resume_refuses_a_different_run(tmp_path):
         train(model, tokenizer, features, other, qa, config(tmp_path, steps=2, save_every=1))
 
 
+# -- the loss -------------------------------------------------------------------------------
+def _mixed_batch(tokenizer, features, clips, qa, size=8):
+    dataset = CaptionDataset(features["visual"], features["motion"], ClipTexts.from_tables(clips, qa), tokenizer,
+                             qa_fraction=0.5)
+    batch = collate([dataset[(0, i)] for i in range(size)], pad_token_id=tokenizer.pad_token_id)
+    assert len(set(batch["attention_mask"].sum(1).tolist())) > 2  # rows of several lengths
+    assert len(set(batch["conditioning"].tolist())) > 1
+    return batch
+
+
+@pytest.mark.parametrize("length_groups", [1, 2, 3, 8])
+def test_label_token_loss_and_its_gradients_equal_the_causal_lm_loss(length_groups):
+    """Two paths of one computation: the decoder's own loss over full logits of the
+    padded batch, and the LM head on label positions of rows run in length groups."""
+    tokenizer, model, features, clips, qa = tiny_problem()
+    batch = _mixed_batch(tokenizer, features, clips, qa)
+    wrapper = MixedPathwayModel(model, length_groups=length_groups)
+    loss = wrapper(**batch)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+
+    def full_logits_loss(input_ids, attention_mask, labels, **rest):
+        embeds = torch.cat([model.prompt_embeddings(
+            input_ids[i:i + 1],
+            video_features=rest["video_features"][i:i + 1] if CONDITIONINGS[c] in ("visual", "joint") else None,
+            motion_features=rest["motion_features"][i:i + 1] if CONDITIONINGS[c] in ("motion", "joint") else None)
+            for i, c in enumerate(rest["conditioning"].tolist())])
+        return model.language_model(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels).loss
+
+    reference = full_logits_loss(**batch)
+    reference.backward()
+    torch.testing.assert_close(loss, reference, rtol=1e-6, atol=1e-6)
+    assert set(grads) == {n for n, p in model.named_parameters() if p.grad is not None}
+    for name, param in model.named_parameters():
+        if param.grad is not None:
+            torch.testing.assert_close(grads[name], param.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_length_groups_need_right_padding_and_a_positive_count(tmp_path):
+    tokenizer, model, features, clips, qa = tiny_problem()
+    dataset = CaptionDataset(features["visual"], features["motion"], ClipTexts.from_tables(clips, qa), tokenizer)
+    left = collate([dataset[i] for i in range(4)], pad_token_id=tokenizer.pad_token_id, padding_side="left")
+    embeds = model.embed_tokens(left["input_ids"].clamp(max=10))
+    with pytest.raises(ValueError, match="padded on the right"):
+        label_token_loss(model.language_model, embeds, left["attention_mask"], left["labels"], length_groups=2)
+    with pytest.raises(ValueError, match="length_groups must be >= 1"):
+        TrainConfig(output_dir=str(tmp_path), length_groups=0)
+
+
 # -- bad input ------------------------------------------------------------------------------
 def test_bad_input_is_refused_with_a_clear_message(tmp_path):
     tokenizer, model, features, clips, qa = tiny_problem()
@@ -310,7 +360,8 @@ from macm_core.train import TrainConfig, train
 
 tokenizer, model, features, clips, qa = tiny_problem()
 result = train(model, tokenizer, features, clips, qa, TrainConfig(
-    output_dir={out!r}, stage=2, steps=4, batch_size=2, lr=3e-3, warmup_steps=1, save_every=2, progress=False))
+    output_dir={out!r}, stage=2, steps=4, batch_size=2, lr=3e-3, warmup_steps=1, save_every=2, length_groups=2,
+    progress=False))
 rank = int(os.environ["RANK"])
 save_file({{n: p.detach().contiguous() for n, p in model.named_parameters()}}, f"{out}/params_{{rank}}.safetensors")
 json.dump(result.losses, open(f"{out}/losses_{{rank}}.json", "w"))
@@ -325,6 +376,7 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_process_ddp_ends_with_identical_parameters(tmp_path):
+    # length_groups=2: each process runs its decoder twice per step, DDP still syncs once
     out = tmp_path / "ddp"
     out.mkdir()
     script = tmp_path / "ddp_train.py"

@@ -46,7 +46,8 @@ def bench_train(profile: str = "cpu", *, steps: int = 30, threads: int = 1,
         for stage, lora in ((1, False), (2, config.train.lora)):
             cfg = TrainConfig(output_dir=f"{tmp}/stage{stage}", stage=stage, steps=steps,
                               batch_size=config.train.batch_size, lr=1e-4, warmup_steps=1, save_every=steps,
-                              seed=config.seed, lora=lora, progress=False)
+                              seed=config.seed, lora=lora, length_groups=config.train.length_groups,
+                              progress=False)
             result = train(model, tokenizer, features, clips, qa, cfg)
             row = {"bench": "train", "profile": config.name, "stage": stage, "steps": steps,
                    "batch_size": config.train.batch_size, "threads": threads,
@@ -58,7 +59,10 @@ def bench_train(profile: str = "cpu", *, steps: int = 30, threads: int = 1,
     total = config.train.stage1_steps * rows[0]["batch_size"] / rows[0]["samples_per_s"] + \
         config.train.stage2_steps * stage2["batch_size"] / stage2["samples_per_s"]
     runs = sum(len(config.train.seeds_for(v)) for v in config.train.variants)  # the book's training runs
+    parallel = config.train.parallel_runs  # the book trains this many runs at once (runs.train_runs)
     emit(f"train ({config.name}, {threads} thread{'s' * (threads > 1)}): stage 2 {stage2['samples_per_s']:.1f} "
          f"samples/s, peak RSS {stage2['peak_rss_mib']:.0f} MiB; one variant ~{total:.0f} s, "
-         f"{runs} runs ~{runs * total / 60:.1f} min")
+         f"{runs} runs ~{runs * total / 60:.1f} min one after another"
+         + (f" (the profile trains {parallel} at once, each with {max(1, config.threads // parallel)} "
+            f"thread{'s' * (config.threads // parallel > 1)})" if parallel > 1 else ""))
     return {"rows": rows, "one_run_s": total}

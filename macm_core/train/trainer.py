@@ -47,6 +47,7 @@ from macm_core.cache import write_json_atomic
 from macm_core.model.tokenizer import CONDITIONINGS, placeholder_ids
 from macm_core.train.dataset import (CAPTION_FIELDS, CONDITIONING_PRESETS, CaptionDataset, ClipTexts, batch_keys,
                                      check_conditioning_probs, collate)
+from macm_core.train.loss import label_token_loss
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
@@ -74,6 +75,8 @@ class TrainConfig:
     freeze_decoder: None follows the stage (frozen in stage 1, trained in stage 2).
     lora, lora_rank, lora_alpha, lora_dropout, lora_targets: stage-2 LoRA adapters on the
         decoder (peft ``target_modules``; "all-linear" = every linear layer but the LM head).
+    length_groups: the decoder runs each batch in this many groups of rows of similar
+        length, each padded to its own longest row (``loss.label_token_loss``; keep 1 under FSDP).
     stop_after: stop after this many steps without a final checkpoint, as a kill would
         (tests of resuming); None runs to ``steps``.
     progress: show the tqdm bar (stderr, main process).
@@ -100,6 +103,7 @@ class TrainConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     lora_targets: str | tuple[str, ...] = "all-linear"
+    length_groups: int = 1
     stop_after: int | None = None
     progress: bool = True
 
@@ -110,7 +114,7 @@ class TrainConfig:
             object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
         if self.stage not in (1, 2):
             raise ValueError(f"stage must be 1 (projector alignment) or 2 (decoder fine-tuning), got {self.stage}")
-        for name in ("steps", "batch_size", "log_every", "save_every", "keep_checkpoints"):
+        for name in ("steps", "batch_size", "log_every", "save_every", "keep_checkpoints", "length_groups"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.warmup_steps < 0 or self.weight_decay < 0 or not self.lr > 0:
@@ -157,12 +161,14 @@ class MixedPathwayModel(nn.Module):
     """Adapter: ``MACMForConditionalGeneration.forward`` needs every row of a batch to hold
     the same placeholders, pathway dropout mixes conditionings within a batch.  This builds
     each conditioning group's prompt embeddings with ``macm.prompt_embeddings``, puts the
-    rows back in order and runs the decoder once on the whole batch.  It is the module
-    handed to ``accelerator.prepare`` (one forward per step, as DDP requires)."""
+    rows back in order and takes the loss of the whole batch (``loss.label_token_loss``:
+    the decoder runs on ``length_groups`` groups of rows of similar length).  It is the
+    module handed to ``accelerator.prepare`` (one forward per step, as DDP requires)."""
 
-    def __init__(self, macm: nn.Module):
+    def __init__(self, macm: nn.Module, *, length_groups: int = 1):
         super().__init__()
         self.macm = macm
+        self.length_groups = length_groups
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
                 video_features: torch.Tensor, motion_features: torch.Tensor,
@@ -180,9 +186,8 @@ class MixedPathwayModel(nn.Module):
                 motion_features=motion_features[rows] if name in ("motion", "joint") else None))
             rows_in_order.append(rows)
         embeds = torch.cat(pieces)[torch.argsort(torch.cat(rows_in_order))]
-        out = self.macm.language_model(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels,
-                                       use_cache=False)
-        return out.loss
+        return label_token_loss(self.macm.language_model, embeds, attention_mask, labels,
+                                length_groups=self.length_groups)
 
 
 # -- trainable parameters -----------------------------------------------------------------
@@ -378,7 +383,7 @@ def train(model: nn.Module, tokenizer, features: Mapping[str, Any], clips: pd.Da
                  "distributed_type": str(accelerator.distributed_type), "trainable": trainable,
                  "frozen": _frozen_fingerprint(model), "texts": texts.fingerprint(),
                  "features": [list(features["visual"].shape), list(features["motion"].shape)]}
-    wrapper = MixedPathwayModel(model)
+    wrapper = MixedPathwayModel(model, length_groups=config.length_groups)
     optimizer = torch.optim.AdamW(_param_groups(wrapper, config.weight_decay), lr=config.lr, betas=(0.9, 0.999))
     scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, config.steps)
     wrapper, optimizer, scheduler = accelerator.prepare(wrapper, optimizer, scheduler)
