@@ -124,6 +124,12 @@ def split_inputs(profile: Profile, split: str, keyframes: str, *,
     return features, clips, qa
 
 
+def trained_model(profile: Profile, variant: str, seed: int) -> Path | None:
+    """The folder of a run's final model, or None while the run is not trained."""
+    final = run_dir(profile, get_variant(variant), seed) / "model"
+    return final if (final / "config.json").is_file() else None
+
+
 def run_threads(profile: Profile) -> int:
     """Torch threads of one training run: the profile's ``threads`` shared by the
     ``train.parallel_runs`` runs that train at once.  A run uses this many whether it
@@ -213,7 +219,7 @@ def train_runs(profile: str | Profile, runs: list[tuple[str, int]], *, jobs: int
     jobs = profile.train.parallel_runs if jobs is None else jobs
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    todo = [(v, s) for v, s in runs if not (run_dir(profile, get_variant(v), s) / "model" / "config.json").is_file()]
+    todo = [(v, s) for v, s in runs if trained_model(profile, v, s) is None]
     if jobs > 1 and len(todo) > 1:
         load_caption_tokenizer(profile, progress=progress)
         for keyframes in sorted({get_variant(v).keyframes for v, _ in todo}):
@@ -225,7 +231,7 @@ def train_runs(profile: str | Profile, runs: list[tuple[str, int]], *, jobs: int
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context) as pool:
             futures = [pool.submit(train_variant, profile, v, seed=s, progress=False)
                        for v, s in todo]
-        errors = [f.exception() for f in futures if f.exception() is not None]
+        errors = [error for error in (f.exception() for f in futures) if error is not None]
         if errors:
             raise errors[0]
     return {(v, s): train_variant(profile, v, seed=s, progress=progress) for v, s in runs}
@@ -251,8 +257,8 @@ def load_variant(profile: str | Profile, variant: str, *, seed: int | None = Non
         hf_logging.disable_progress_bar()
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
     seed = profile.train.seeds[0] if seed is None else seed
-    final = run_dir(profile, get_variant(variant), seed) / "model"
-    if not (final / "config.json").is_file():
+    final = trained_model(profile, variant, seed)
+    if final is None:
         if not train:
             raise FileNotFoundError(f"variant {variant!r} (seed {seed}) of profile {profile.name!r} is not trained: "
                                     f"run `macm train --profile {profile.name} --variant {variant} --seed {seed}`")

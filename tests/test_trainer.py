@@ -279,9 +279,8 @@ def test_resume_refuses_a_different_run(tmp_path):
 
 
 # -- the loss -------------------------------------------------------------------------------
-def _mixed_batch(tokenizer, features, clips, qa, size=8):
-    dataset = CaptionDataset(features["visual"], features["motion"], ClipTexts.from_tables(clips, qa), tokenizer,
-                             qa_fraction=0.5)
+def _mixed_batch(tokenizer, size=8):
+    dataset = dataset_of(tokenizer, num_clips=size, qa_fraction=0.5)  # the features of tiny_problem()
     batch = collate([dataset[(0, i)] for i in range(size)], pad_token_id=tokenizer.pad_token_id)
     assert len(set(batch["attention_mask"].sum(1).tolist())) > 2  # rows of several lengths
     assert len(set(batch["conditioning"].tolist())) > 1
@@ -292,8 +291,8 @@ def _mixed_batch(tokenizer, features, clips, qa, size=8):
 def test_label_token_loss_and_its_gradients_equal_the_causal_lm_loss(length_groups):
     """Two paths of one computation: the decoder's own loss over full logits of the
     padded batch, and the LM head on label positions of rows run in length groups."""
-    tokenizer, model, features, clips, qa = tiny_problem()
-    batch = _mixed_batch(tokenizer, features, clips, qa)
+    tokenizer, model, *_ = tiny_problem()
+    batch = _mixed_batch(tokenizer)
     wrapper = MixedPathwayModel(model, length_groups=length_groups)
     loss = wrapper(**batch)
     loss.backward()
@@ -318,8 +317,8 @@ def test_label_token_loss_and_its_gradients_equal_the_causal_lm_loss(length_grou
 
 
 def test_length_groups_need_right_padding_and_a_positive_count(tmp_path):
-    tokenizer, model, features, clips, qa = tiny_problem()
-    dataset = CaptionDataset(features["visual"], features["motion"], ClipTexts.from_tables(clips, qa), tokenizer)
+    tokenizer, model, *_ = tiny_problem()
+    dataset = dataset_of(tokenizer, num_clips=8)
     left = collate([dataset[i] for i in range(4)], pad_token_id=tokenizer.pad_token_id, padding_side="left")
     embeds = model.embed_tokens(left["input_ids"].clamp(max=10))
     with pytest.raises(ValueError, match="padded on the right"):

@@ -27,7 +27,7 @@ def peak_rss_mib() -> float:
 def bench_train(profile: str = "cpu", *, steps: int = 30, threads: int = 1,
                 emit: Callable[[str], None] = print) -> dict:
     from ..data.benchmark import Benchmark
-    from ..runs import build_model, load_caption_tokenizer
+    from ..runs import build_model, load_caption_tokenizer, run_threads
     from ..train.trainer import TrainConfig, train
 
     config = load_profile(profile)
@@ -59,10 +59,10 @@ def bench_train(profile: str = "cpu", *, steps: int = 30, threads: int = 1,
     total = config.train.stage1_steps * rows[0]["batch_size"] / rows[0]["samples_per_s"] + \
         config.train.stage2_steps * stage2["batch_size"] / stage2["samples_per_s"]
     runs = sum(len(config.train.seeds_for(v)) for v in config.train.variants)  # the book's training runs
-    parallel = config.train.parallel_runs  # the book trains this many runs at once (runs.train_runs)
+    parallel, each = config.train.parallel_runs, run_threads(config)  # as runs.train_runs trains them
     emit(f"train ({config.name}, {threads} thread{'s' * (threads > 1)}): stage 2 {stage2['samples_per_s']:.1f} "
          f"samples/s, peak RSS {stage2['peak_rss_mib']:.0f} MiB; one variant ~{total:.0f} s, "
          f"{runs} runs ~{runs * total / 60:.1f} min one after another"
-         + (f" (the profile trains {parallel} at once, each with {max(1, config.threads // parallel)} "
-            f"thread{'s' * (config.threads // parallel > 1)})" if parallel > 1 else ""))
+         + (f" (the profile trains {parallel} at once, each with {each} "
+            f"thread{'s' * (each > 1)})" if parallel > 1 else ""))
     return {"rows": rows, "one_run_s": total}

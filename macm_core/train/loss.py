@@ -45,7 +45,7 @@ def label_token_loss(language_model: nn.Module, inputs_embeds: torch.Tensor, att
     decoder, head = language_model.get_decoder(), language_model.get_output_embeddings()
     lengths = attention_mask.sum(dim=1)
     if length_groups == 1:
-        groups = [torch.arange(labels.shape[0], device=labels.device)]
+        groups = [slice(None)]  # the whole batch, as a view
     else:
         positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
         if not torch.equal(attention_mask.bool(), positions < lengths[:, None]):
