@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -56,13 +57,24 @@ def find_chromium() -> str:
 
 def export(fig: go.Figure, name: str, out_dir: str | os.PathLike, *,
            width: int = 900, height: int = 500) -> list[Path]:
-    """Write ``<out_dir>/<name>.png`` and ``.svg`` with kaleido; return their paths."""
+    """Write ``<out_dir>/<name>.png`` and ``.svg`` with kaleido; return their paths.
+
+    The first export of a process starts kaleido's sync server: one headless Chromium that
+    renders every later image of the process (kaleido closes it at exit).  Without it each
+    image starts and stops a browser of its own."""
+    import kaleido
+    import plotly.io as pio
+
     os.environ.setdefault("BROWSER_PATH", find_chromium())
+    # the options plotly would give a browser of its own (its request headers) go to the server
+    kaleido.start_sync_server(headers=pio.defaults.headers, silence_warnings=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.svg"]
     for path in paths:
         tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-        fig.write_image(tmp, format=path.suffix[1:], width=width, height=height)
+        with warnings.catch_warnings():  # plotly passes those options with every image as well
+            warnings.filterwarnings("ignore", message="The kopts argument is ignored if using a server")
+            fig.write_image(tmp, format=path.suffix[1:], width=width, height=height)
         os.replace(tmp, path)
     return paths

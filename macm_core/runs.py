@@ -108,8 +108,11 @@ def build_model(profile: str | Profile, tokenizer):
 
 def run_dir(profile: Profile, variant: Variant, seed: int) -> Path:
     key = {"data": profile.data, "pose": profile.pose, "features": profile.features, "model": profile.model,
-           "train": {k: v for k, v in vars(profile.train).items() if k not in ("variants", "seeds", "first_seed_only")},
+           # how many runs train at once is scheduling: what sets the weights is each run's thread count
+           "train": {k: v for k, v in vars(profile.train).items()
+                     if k not in ("variants", "seeds", "first_seed_only", "parallel_runs")},
            "variant": variant, "seed": seed, "tokenizer": _tokenizer_key(profile),
+           "threads": run_threads(profile),  # another thread count may round the weights differently
            "source": source_digest("model", "train", "runs", "features")}
     return stage_dir("runs", key)
 

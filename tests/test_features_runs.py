@@ -150,6 +150,18 @@ def test_runs_trained_in_parallel_processes_equal_runs_trained_one_by_one(smoke)
         train_runs(profile, runs, jobs=0)
 
 
+def test_a_run_is_keyed_by_its_thread_count_not_by_how_many_runs_train_at_once(smoke):
+    from macm_core.runs import run_dir, run_threads
+
+    one_each = replace(smoke, threads=2, train=replace(smoke.train, parallel_runs=2))
+    alone_one = replace(smoke, threads=1, train=replace(smoke.train, parallel_runs=1))
+    alone_two = replace(smoke, threads=2, train=replace(smoke.train, parallel_runs=1))
+    assert run_threads(one_each) == run_threads(alone_one) == 1 and run_threads(alone_two) == 2
+    macm = get_variant("macm")
+    assert run_dir(one_each, macm, 0) == run_dir(alone_one, macm, 0)  # the same weights (the test above)
+    assert run_dir(one_each, macm, 0) != run_dir(alone_two, macm, 0)
+
+
 def test_a_trained_variant_is_saved_whole_and_loads_back(smoke, trained):
     folder, (model, tokenizer, info) = trained
     assert (folder / "config.json").is_file() and (folder / "run.json").is_file()
