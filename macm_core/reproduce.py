@@ -70,6 +70,50 @@ def run_key(source: Path, profile: str, seed: int) -> str:
     return digest.hexdigest()[:16]
 
 
+def machine() -> dict[str, str]:
+    """What decides the last bits of this machine's float results: the CPU (vendor, model)
+    and the instruction set torch dispatches to, and the torch build.
+
+    Training, pose estimation and fitting round differently on another CPU (the smoke
+    references made on one machine differ from a run on another in the last digits of
+    losses, fit errors and the captions that follow), so an executed notebook records
+    where it ran, and the nbval references are compared only on such a machine."""
+    import platform
+
+    import torch
+
+    cpu = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() in ("vendor_id", "model name") and name.strip() not in cpu:
+                cpu[name.strip()] = value.strip()
+    except OSError:  # not Linux
+        pass
+    return {"cpu_vendor": cpu.get("vendor_id", platform.processor() or "unknown"),
+            "cpu_model": cpu.get("model name", platform.machine() or "unknown"),
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+
+
+def recorded_machine(path: Path) -> dict | None:
+    """The ``machine()`` an executed notebook recorded (None: none recorded)."""
+    import nbformat
+
+    return nbformat.read(path, as_version=4).metadata.get("macm", {}).get("machine")
+
+
+def references_differ(folder: Path) -> str | None:
+    """Why the executed notebooks in ``folder`` (the nbval references) were made on another
+    kind of machine than this one, in one line; None when every one was made on this kind."""
+    here = machine()
+    for path in sorted(Path(folder).glob("*.ipynb")):
+        made_on = recorded_machine(path)
+        if made_on != here:
+            return (f"{path.name} was executed on {made_on or 'a machine it does not record'}, "
+                    f"this machine is {here}")
+    return None
+
+
 def _recorded_key(path: Path) -> str | None:
     import nbformat
 
@@ -117,7 +161,7 @@ def execute(name: str, source: Path, output: Path, *, profile: str, seed: int, k
     finally:
         staging.unlink(missing_ok=True)
     notebook = nbformat.read(running, as_version=4)
-    notebook.metadata["macm"] = {"key": key, "profile": profile, "seed": seed}
+    notebook.metadata["macm"] = {"key": key, "profile": profile, "seed": seed, "machine": machine()}
     for cell in notebook.cells:  # the book shows the injected values, not the defaults
         if "parameters" in cell.metadata.get("tags", []):
             cell.metadata["tags"] = sorted({*cell.metadata["tags"], "remove-cell"})

@@ -3,7 +3,7 @@ import nbformat
 import pytest
 
 from macm_core.cli import main
-from macm_core.reproduce import NotebookFailed, run_notebooks
+from macm_core.reproduce import NotebookFailed, machine, references_differ, run_notebooks
 
 GOOD = '''# %% tags=["parameters"]
 profile = "cpu"
@@ -40,6 +40,7 @@ def test_executes_with_parameters_then_reuses(project):
     printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     assert "profile=smoke seed=3" in printed
     assert notebook.metadata["macm"]["profile"] == "smoke"
+    assert notebook.metadata["macm"]["machine"] == machine()  # where its numbers were made
     (second,) = run_notebooks(profile="smoke", seed=3, output_dir=out)
     assert second.reused
     (third,) = run_notebooks(profile="smoke", seed=4, output_dir=out)
@@ -77,3 +78,19 @@ def test_cli_failing_cell_is_one_line(project, capsys):
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("macm: error: notebook 01_fails failed in cell ")
     assert "ValueError: the answer is not 6" in last
+
+
+def test_references_made_on_another_machine_are_told_apart(project):
+    out = project / "executed"
+    (result,) = run_notebooks(profile="smoke", output_dir=out)
+    assert references_differ(out) is None
+    here = machine()
+    assert here["cpu_vendor"] and here["torch_cpu_capability"] and here["torch"].startswith("2.")
+    notebook = nbformat.read(result.output, as_version=4)
+    notebook.metadata["macm"]["machine"] = {**here, "cpu_vendor": "GenuineIntel", "cpu_model": "Intel Xeon"}
+    nbformat.write(notebook, result.output)
+    reason = references_differ(out)
+    assert reason.startswith("00_good.ipynb was executed on {") and "GenuineIntel" in reason and "\n" not in reason
+    del notebook.metadata["macm"]["machine"]  # references from before machines were recorded
+    nbformat.write(notebook, result.output)
+    assert "a machine it does not record" in references_differ(out)
