@@ -95,11 +95,12 @@ def machine() -> dict[str, str]:
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
 
 
-def recorded_machine(path: Path) -> dict | None:
-    """The ``machine()`` an executed notebook recorded (None: none recorded)."""
+def recorded(path: Path) -> dict:
+    """What ``execute`` recorded in an executed notebook's metadata (key, profile, seed,
+    machine); empty for a notebook it did not write."""
     import nbformat
 
-    return nbformat.read(path, as_version=4).metadata.get("macm", {}).get("machine")
+    return nbformat.read(path, as_version=4).metadata.get("macm", {})
 
 
 def references_differ(folder: Path) -> str | None:
@@ -107,7 +108,7 @@ def references_differ(folder: Path) -> str | None:
     kind of machine than this one, in one line; None when every one was made on this kind."""
     here = machine()
     for path in sorted(Path(folder).glob("*.ipynb")):
-        made_on = recorded_machine(path)
+        made_on = recorded(path).get("machine")
         if made_on != here:
             return (f"{path.name} was executed on {made_on or 'a machine it does not record'}, "
                     f"this machine is {here}")
@@ -115,10 +116,8 @@ def references_differ(folder: Path) -> str | None:
 
 
 def _recorded_key(path: Path) -> str | None:
-    import nbformat
-
     try:
-        return nbformat.read(path, as_version=4).metadata.get("macm", {}).get("key")
+        return recorded(path).get("key")
     except Exception:  # an unreadable executed copy is simply redone
         return None
 
