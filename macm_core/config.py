@@ -44,7 +44,8 @@ class VitPoseTinySection:
 
     The network: ViT patch side (``data.image_size`` must be a multiple of it), width, depth,
     heads, width per head, MLP width, channels of the deconvolution head.  The training:
-    AdamW steps, frames per batch, peak learning rate, warm-up steps, frames per pool clip.
+    AdamW steps, frames per batch, peak learning rate, warm-up steps, frames per pool clip,
+    torch threads (the weights depend on them, so they are part of the run's key).
     """
 
     patch_size: int = 16
@@ -59,6 +60,7 @@ class VitPoseTinySection:
     lr: float = 1e-3
     warmup_steps: int = 40
     frames_per_clip: int = 2
+    threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,9 @@ class FeaturesConfig:
     (``efficientnet-lite0``, ``siglip`` from ``encoder_path``, ``tiny-random``); grid: tokens
     per frame side (grid**2 tokens per keyframe); batch_clips: clips per batched
     pose/fit/encoder call; vcd_noise: strength of the noise VCD adds to the video;
-    occlusion_severities / occlusion_clips: the test-split stress sweep.
+    occlusion_severities / occlusion_clips: the test-split stress sweep; workers: processes
+    that compute a split's batches at once, each with ``threads // workers`` torch threads
+    (``features.feature_threads``), however many run.
     """
 
     keyframes: int
@@ -101,6 +105,7 @@ class FeaturesConfig:
     occlusion_clips: int
     encoder_image_size: int | None = None
     encoder_path: str | None = None
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -249,7 +254,7 @@ def _check_values(profile: Profile, *, where: str) -> None:
                                    f"got {f.keyframes}")
     v = profile.pose.vitpose_tiny
     for name in ("patch_size", "dim", "depth", "heads", "dim_head", "mlp_dim", "deconv_channels", "steps",
-                 "batch_size", "frames_per_clip"):
+                 "batch_size", "frames_per_clip", "threads"):
         if getattr(v, name) < 1:
             fail(f"pose.vitpose_tiny.{name}", f"must be a positive integer, got {getattr(v, name)}")
     if profile.data.image_size % v.patch_size:
@@ -280,6 +285,8 @@ def _check_values(profile: Profile, *, where: str) -> None:
     stray = [v for v in t.first_seed_only if v not in t.variants]
     if stray:
         fail("train.first_seed_only", f"names {stray[0]!r}, which is not in train.variants ({', '.join(t.variants)})")
+    if f.workers < 1:
+        fail("features.workers", f"must be >= 1, got {f.workers}")
     if e.decode_batch < 1:
         fail("eval.decode_batch", f"must be >= 1, got {e.decode_batch}")
     unknown = [d for d in e.decoders if d not in DECODING_METHODS]

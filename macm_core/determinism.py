@@ -43,3 +43,33 @@ def torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def spawned_with_threads(threads: int) -> Iterator[object]:
+    """A ``spawn`` multiprocessing context whose children start with at most ``threads``
+    threads in every OpenMP / MKL / OpenBLAS pool, for the length of the block.
+
+    ``torch.set_num_threads`` in a child is not enough: ``import torch`` starts OpenMP
+    with one thread per core, and MKL's vector math (``torch.log`` of a large tensor, say)
+    keeps using that many, so two one-thread workers on two cores ran four busy threads
+    (seen with py-spy).  The pools read these variables when the child starts, so they are
+    set in this process's environment while the children are spawned and restored after.
+    """
+    import multiprocessing
+
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    before = {name: os.environ.get(name) for name in THREAD_ENV}
+    os.environ.update({name: str(threads) for name in THREAD_ENV})
+    try:
+        yield multiprocessing.get_context("spawn")
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from .cache import atomic_path, source_digest, stage_dir, write_json_atomic
 from .config import Profile, load_profile
 from .data.benchmark import Benchmark
-from .determinism import torch_threads
+from .determinism import spawned_with_threads
 from .pipeline.sampling import pose_aware_keyframes, uniform_keyframes
 
 KEYFRAME_MODES = ("uniform", "pose-aware")
@@ -124,10 +124,9 @@ def load_features(profile: str | Profile, split: str, *, keyframes: str = "unifo
     paths = {mode: features_path(profile, split, mode, occlusion, num_clips) for mode in KEYFRAME_MODES}
     path = paths[keyframes]
     if force or not path.is_file():
-        # the profile's thread count, whatever the caller's: the cached numbers must not
-        # depend on which notebook or command computed them first
-        with torch_threads(profile.threads):
-            _compute(profile, split, occlusion=occlusion, num_clips=num_clips, paths=paths, progress=progress)
+        # computed with feature_threads(profile), whatever the caller's thread count: the
+        # cached numbers must not depend on which notebook or command computed them first
+        _compute(profile, split, occlusion=occlusion, num_clips=num_clips, paths=paths, progress=progress)
     with np.load(path, allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files}
     info = json.loads(str(arrays.pop("info")))
@@ -171,37 +170,40 @@ def _to_images(frames: torch.Tensor) -> torch.Tensor:
     return frames.permute(0, 3, 1, 2).float() / 255
 
 
-def _compute(profile: Profile, split: str, *, occlusion: float, num_clips: int | None,
-             paths: dict[str, Path], progress: bool) -> None:
-    """Both keyframe modes of a split in one pass: render and pose once, then per mode the
-    keyframes, the fit, the motion view and the encoder (each mode its own file)."""
-    from tqdm.auto import tqdm
+def feature_threads(profile: Profile) -> int:
+    """Threads of each process that computes features: the profile's ``threads`` shared by
+    ``features.workers`` processes.  Every batch is computed with this many, so that the
+    cached numbers do not depend on how many workers there are."""
+    return max(1, profile.threads // profile.features.workers)
 
-    from .fit.fitter import COCO17_MAP, fit_tracks, mpjpe, pa_mpjpe
-    from .model.vision import VisionEncoderConfig, build_vision_encoder
-    from .pose.backends import make_backend
-    from .render import overlay_body
-    from .render.occlusion import recover_zoom_crop
 
-    start = time.perf_counter()
-    bench = Benchmark.load(profile)
-    clip_ids = bench.split(split).index.tolist()
-    if num_clips is not None:
-        clip_ids = clip_ids[:num_clips]
-    if not clip_ids:
-        raise ValueError(f"split {split!r} of profile {profile.name!r} has no clips")
-    f = profile.features
-    pose = make_backend(profile.pose.backend, profile)
-    encoder = build_vision_encoder(VisionEncoderConfig.from_dict(vision_config(profile))).freeze()
-    with_noised = split in EVAL_SPLITS
-    out = {mode: {name: [] for name in _ARRAYS} for mode in KEYFRAME_MODES}
-    bar = tqdm(total=len(clip_ids), desc=f"features {split} occ={occlusion:g}", unit="clip",
-               file=sys.stderr, disable=not progress, dynamic_ncols=True)
-    for first in range(0, len(clip_ids), f.batch_clips):
-        batch = clip_ids[first:first + f.batch_clips]
-        renders = [bench.render(c, occlusion=occlusion) for c in batch]
+class _FeatureMaker:
+    """What one process needs to turn batches of clips into features: the benchmark, the
+    pose backend and the frozen encoder, loaded once."""
+
+    def __init__(self, profile: Profile, split: str, occlusion: float):
+        from .model.vision import VisionEncoderConfig, build_vision_encoder
+        from .pose.backends import make_backend
+
+        self.profile, self.occlusion = profile, occlusion
+        self.bench = Benchmark.load(profile)
+        self.pose = make_backend(profile.pose.backend, profile)
+        self.encoder = build_vision_encoder(VisionEncoderConfig.from_dict(vision_config(profile))).freeze()
+        self.with_noised = split in EVAL_SPLITS
+
+    def batch(self, batch: list[str], first: int) -> dict[str, dict[str, list]]:
+        """Per keyframe mode, the ``_ARRAYS`` of the clips ``batch`` (``first``: the index of
+        its first clip in the split, which seeds VCD's noise): render and pose once, then
+        per mode the keyframes, the fit, the motion view and the encoder."""
+        from .fit.fitter import COCO17_MAP, fit_tracks, mpjpe, pa_mpjpe
+        from .render import overlay_body
+        from .render.occlusion import recover_zoom_crop
+
+        profile, bench, encoder, f = self.profile, self.bench, self.encoder, self.profile.features
+        out = {mode: {name: [] for name in _ARRAYS} for mode in KEYFRAME_MODES}
+        renders = [bench.render(c, occlusion=self.occlusion) for c in batch]
         frames = torch.cat([r.frames for r in renders]).numpy()
-        tracks = pose(frames, fps=profile.data.fps)
+        tracks = self.pose(frames, fps=profile.data.fps)
         crops = []
         for clip_id, render in zip(batch, renders):
             crops.append(recover_zoom_crop(bench.joints_2d(clip_id), render.joints_2d.numpy()))
@@ -239,19 +241,73 @@ def _compute(profile: Profile, split: str, *, occlusion: float, num_clips: int |
             with torch.inference_mode():
                 out[mode]["visual"].append(encoder(rgb).half().numpy())
                 out[mode]["motion"].append(encoder(motion).half().numpy())
-                if with_noised:
+                if self.with_noised:
                     generator = torch.Generator().manual_seed(profile.seed * 1_000_003 + first)
                     out[mode]["visual_noised"].append(
                         encoder(noised(rgb, f.vcd_noise, generator)).half().numpy())
-        bar.update(len(batch))
+        return out
+
+
+_WORKER: _FeatureMaker | None = None
+
+
+def _start_worker(profile: Profile, split: str, occlusion: float) -> None:
+    global _WORKER
+    torch.set_num_threads(feature_threads(profile))
+    _WORKER = _FeatureMaker(profile, split, occlusion)
+
+
+def _worker_batch(batch: list[str], first: int) -> dict[str, dict[str, list]]:
+    return _WORKER.batch(batch, first)
+
+
+def _compute(profile: Profile, split: str, *, occlusion: float, num_clips: int | None,
+             paths: dict[str, Path], progress: bool) -> None:
+    """Both keyframe modes of a split, batch after batch (``features.batch_clips`` clips),
+    spread over ``features.workers`` spawned processes; each mode is written to its own file."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    from .pose.backends import make_backend
+
+    start = time.perf_counter()
+    clip_ids = Benchmark.load(profile).split(split).index.tolist()
+    if num_clips is not None:
+        clip_ids = clip_ids[:num_clips]
+    if not clip_ids:
+        raise ValueError(f"split {split!r} of profile {profile.name!r} has no clips")
+    f = profile.features
+    batches = [(clip_ids[first:first + f.batch_clips], first) for first in range(0, len(clip_ids), f.batch_clips)]
+    bar = tqdm(total=len(clip_ids), desc=f"features {split} occ={occlusion:g}", unit="clip",
+               file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    # always in spawned processes, even one: each starts with its thread pools capped at
+    # feature_threads (spawned_with_threads), so the numbers do not depend on the process
+    # that asks for them (uncapped, a notebook's process on two cores gave motion
+    # features that differed from a worker's in their last bits)
+    make_backend(profile.pose.backend, profile)  # a missing vitpose-tiny trains here, once, not in each worker
+    workers = min(f.workers, len(batches))
+    with spawned_with_threads(feature_threads(profile)) as context, \
+            ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
+                                initargs=(profile, split, occlusion)) as pool:
+        futures = [pool.submit(_worker_batch, batch, first) for batch, first in batches]
+        results = []
+        try:
+            for (batch, _), future in zip(batches, futures):  # in order
+                results.append(future.result())
+                bar.update(len(batch))
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # a failed batch fails the split at once
+            raise
     bar.close()
     seconds = round(time.perf_counter() - start, 1)
     for mode in KEYFRAME_MODES:
+        parts = {name: [x for result in results for x in result[mode][name]] for name in _ARRAYS}
         arrays = {name: (np.concatenate(v) if name in ("visual", "motion", "visual_noised") else np.stack(v))
-                  for name, v in out[mode].items() if v}
+                  for name, v in parts.items() if v}
         info = {"profile": profile.name, "split": split, "keyframes": mode, "occlusion": occlusion,
                 "clips": len(clip_ids), "pose_backend": profile.pose.backend, "encoder": f.encoder,
-                "seconds_both_modes": seconds}
+                "workers": workers, "seconds_both_modes": seconds}
         path = paths[mode]
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:

@@ -20,6 +20,7 @@ import numpy as np
 from .cache import source_digest, stage_dir, write_json_atomic
 from .config import Profile, load_profile
 from .data.benchmark import Benchmark
+from .determinism import spawned_with_threads
 from .features import PathwayFeatures, load_features, vision_config
 from .variants import Variant, get_variant
 
@@ -215,7 +216,6 @@ def train_runs(profile: str | Profile, runs: list[tuple[str, int]], *, jobs: int
     first, here, so that no two processes make them at once.  A failed run raises its
     error here once the others have finished (those stay cached).
     """
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
@@ -230,8 +230,8 @@ def train_runs(profile: str | Profile, runs: list[tuple[str, int]], *, jobs: int
         # the coarse captions are short, so their runs are short: start them last, so that the
         # processes finish at about the same time
         todo.sort(key=lambda run: get_variant(run[0]).captions == "coarse_caption")
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context) as pool:
+        with spawned_with_threads(run_threads(profile)) as context, \
+                ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context) as pool:
             futures = [pool.submit(train_variant, profile, v, seed=s, progress=False)
                        for v, s in todo]
         errors = [error for error in (f.exception() for f in futures) if error is not None]

@@ -67,12 +67,14 @@ def test_cli_reports_a_bad_profile_in_one_line(tmp_path, capsys):
     ("    warmup_steps: 5\n", "    warmup_steps: 30\n", "pose.vitpose_tiny.warmup_steps"),
     ("    depth: 2\n", "    depth: 0\n", "pose.vitpose_tiny.depth"),
     ("    lr: 0.002\n", "    lr: 0.0\n", "pose.vitpose_tiny.lr"),
+    ("    lr: 0.002\n", "    lr: 0.002\n    threads: 0\n", "pose.vitpose_tiny.threads"),
 ])
 def test_vitpose_tiny_run_is_data_and_checked_at_load(tmp_path, old, new, key):
     from macm_core.pose.train_vitpose import VitPoseTrainConfig
 
     smoke = load_profile("smoke")
     run = VitPoseTrainConfig.for_profile(smoke)
+    assert run.threads == smoke.pose.vitpose_tiny.threads
     assert (run.steps, run.model.dim, run.model.image_size) == (smoke.pose.vitpose_tiny.steps,
                                                                 smoke.pose.vitpose_tiny.dim, smoke.data.image_size)
     text = open(smoke.source).read()

@@ -106,7 +106,8 @@ def test_variants_are_data_and_profiles_validate_their_values(tmp_path):
                               ("decoders: [greedy_visual", "decoders: [beam", "eval.decoders"),
                               ("length_groups: 3", "length_groups: 0", "train.length_groups"),
                               ("qa_fraction: 0.2\n", "qa_fraction: 0.2\n  parallel_runs: 0\n", "train.parallel_runs"),
-                              ("max_new_tokens:", "decode_batch: 0\n  max_new_tokens:", "eval.decode_batch")):
+                              ("max_new_tokens:", "decode_batch: 0\n  max_new_tokens:", "eval.decode_batch"),
+                              ("keyframes: 4", "keyframes: 4\n  workers: 0", "features.workers")):
         path = tmp_path / "p.yaml"
         path.write_text(base.replace(old, new, 1))
         with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
@@ -148,6 +149,28 @@ def test_runs_trained_in_parallel_processes_equal_runs_trained_one_by_one(smoke)
                            one_by_one[runs[1]]["language_model.model.norm.weight"])
     with pytest.raises(ValueError, match="jobs must be >= 1"):
         train_runs(profile, runs, jobs=0)
+
+
+@pytest.mark.slow
+def test_features_do_not_depend_on_how_many_worker_processes_compute_them(smoke, tmp_path):
+    from macm_core.features import KEYFRAME_MODES, _compute, feature_threads
+
+    # the same thread count per batch (1): two workers, or one
+    two = replace(smoke, threads=2, features=replace(smoke.features, workers=2, batch_clips=4))
+    one = replace(smoke, threads=1, features=replace(smoke.features, workers=1, batch_clips=4))
+    assert feature_threads(two) == feature_threads(one) == 1
+    written = {}
+    for name, profile in (("two", two), ("one", one)):
+        paths = {mode: tmp_path / name / mode / "features.npz" for mode in KEYFRAME_MODES}
+        _compute(profile, "test", occlusion=0.3, num_clips=10, paths=paths, progress=False)  # batches of 4, 4, 2
+        written[name] = {mode: dict(np.load(path)) for mode, path in paths.items()}
+    for mode in KEYFRAME_MODES:
+        a, b = written["two"][mode], written["one"][mode]
+        assert json.loads(str(a["info"]))["workers"] == 2 and json.loads(str(b["info"]))["workers"] == 1
+        assert len(a["clip_ids"]) == 10 and a["visual_noised"].shape[0] == 10
+        for name in a:
+            if name != "info":
+                assert np.array_equal(a[name], b[name]), (mode, name)
 
 
 def test_a_run_is_keyed_by_its_thread_count_not_by_how_many_runs_train_at_once(smoke):
@@ -195,6 +218,36 @@ def test_every_decoder_captions_the_test_split_in_one_batch_loop(smoke, trained,
     # batching does not change a caption
     one, _ = generate(model, tokenizer, feats, decoder="msd", max_new_tokens=6, rows=[2], batch_size=1)
     assert one[0] == texts[2]
+
+
+def test_batched_prompts_equal_each_clip_embedded_alone(trained, test_features):
+    from macm_core.captioning import PATHWAY_CONDITIONING, pathway_prompts
+    from macm_core.model.tokenizer import DEFAULT_INSTRUCTION, build_inputs
+
+    _, (model, tokenizer, _) = trained
+    feats = test_features["pose-aware"]
+    rows = [0, 1, 2, 3]
+    questions = ["Does the person use the left hand?", DEFAULT_INSTRUCTION, "Does the person use the left hand?",
+                 "Is the right foot moving three times?"]  # two lengths, a repeated question
+    batched = pathway_prompts(model, tokenizer, visual=feats.visual[rows], motion=feats.motion[rows],
+                              visual_noised=feats.visual_noised[rows], prompts=questions)
+    sources = {"visual": (feats.visual, None), "motion": (None, feats.motion),
+               "joint": (feats.visual, feats.motion), "visual_noised": (feats.visual_noised, None)}
+    with torch.inference_mode():
+        for name, (video, motion) in sources.items():
+            for b, (row, question) in enumerate(zip(rows, questions)):
+                ids = build_inputs(tokenizer, prompt=question, num_video_tokens=feats.visual.shape[1],
+                                   num_motion_tokens=feats.motion.shape[1],
+                                   conditioning=PATHWAY_CONDITIONING[name]).input_ids
+                alone = model.prompt_embeddings(
+                    ids[None], video_features=None if video is None else torch.from_numpy(video[row:row + 1]).float(),
+                    motion_features=None if motion is None else torch.from_numpy(motion[row:row + 1]).float())[0]
+                got = getattr(batched, name)[b]
+                assert got.shape == alone.shape, (name, b)
+                torch.testing.assert_close(got, alone, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="3 prompts for 4 clips"):
+        pathway_prompts(model, tokenizer, visual=feats.visual[rows], motion=feats.motion[rows],
+                        prompts=questions[:3])
 
 
 def test_vcd_needs_the_noised_features_of_an_evaluation_split(smoke, trained):

@@ -108,7 +108,7 @@ class VitPoseTrainConfig:
                               deconv_channels=v.deconv_channels)
         return cls(profile=_profile_name(profile), model=model, seed=profile.seed, steps=v.steps,
                    batch_size=v.batch_size, warmup_steps=v.warmup_steps, lr=v.lr,
-                   frames_per_clip=v.frames_per_clip)
+                   frames_per_clip=v.frames_per_clip, threads=v.threads)
 
 
 def _profile_name(profile: Profile) -> str:
