@@ -53,11 +53,11 @@ def spawned_with_threads(threads: int) -> Iterator[object]:
     """A ``spawn`` multiprocessing context whose children start with at most ``threads``
     threads in every OpenMP / MKL / OpenBLAS pool, for the length of the block.
 
-    ``torch.set_num_threads`` in a child is not enough: ``import torch`` starts OpenMP
-    with one thread per core, and MKL's vector math (``torch.log`` of a large tensor, say)
-    keeps using that many, so two one-thread workers on two cores ran four busy threads
-    (seen with py-spy).  The pools read these variables when the child starts, so they are
-    set in this process's environment while the children are spawned and restored after.
+    ``torch.set_num_threads(1)`` in a child is not enough: two such feature workers on two
+    cores each kept a second busy thread (/proc), and py-spy showed OpenMP regions opened by
+    MKL's vector math (``vmsLn`` under ``torch.log``) and by ``torch.nonzero``.  The pools
+    read these variables when a child starts, so they are set in this process's
+    environment while the children are spawned, and restored after.
     """
     import multiprocessing
 
