@@ -282,9 +282,8 @@ def _compute(profile: Profile, split: str, *, occlusion: float, num_clips: int |
     bar = tqdm(total=len(clip_ids), desc=f"features {split} occ={occlusion:g}", unit="clip",
                file=sys.stderr, disable=not progress, dynamic_ncols=True)
     # always in spawned processes, even one: each starts with its thread pools capped at
-    # feature_threads (spawned_with_threads), so the numbers do not depend on the process
-    # that asks for them (uncapped, a notebook's process on two cores gave motion
-    # features that differed from a worker's in their last bits)
+    # feature_threads (spawned_with_threads), whatever process asks for the features and
+    # however many threads it runs
     make_backend(profile.pose.backend, profile)  # a missing vitpose-tiny trains here, once, not in each worker
     workers = min(f.workers, len(batches))
     with spawned_with_threads(feature_threads(profile)) as context, \
