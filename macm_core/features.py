@@ -269,7 +269,7 @@ def _compute(profile: Profile, split: str, *, occlusion: float, num_clips: int |
 
     from tqdm.auto import tqdm
 
-    from .pose.backends import make_backend
+    from .pose.train_vitpose import load_or_train
 
     start = time.perf_counter()
     clip_ids = Benchmark.load(profile).split(split).index.tolist()
@@ -284,7 +284,8 @@ def _compute(profile: Profile, split: str, *, occlusion: float, num_clips: int |
     # always in spawned processes, even one: each starts with its thread pools capped at
     # feature_threads (spawned_with_threads), whatever process asks for the features and
     # however many threads it runs
-    make_backend(profile.pose.backend, profile)  # a missing vitpose-tiny trains here, once, not in each worker
+    if profile.pose.backend == "vitpose-tiny":  # a missing one trains on first use: here, once, not in each worker
+        load_or_train(profile, progress=progress)
     workers = min(f.workers, len(batches))
     with spawned_with_threads(feature_threads(profile)) as context, \
             ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
