@@ -9,6 +9,7 @@ the run's folder, keyed by the decoder, its constants and the split's features.
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,10 +22,45 @@ from .config import Profile, load_profile
 from .decoding import DecodeConfig, MSDConfig, PathwayPrompts, decode
 from .features import PathwayFeatures, load_features
 from .model.tokenizer import DEFAULT_INSTRUCTION, build_inputs, decode_caption
-from .runs import load_variant, run_dir
+from .runs import load_variant, run_dir, trained_model
 from .variants import get_variant
 
 PATHWAY_CONDITIONING = {"visual": "visual", "motion": "motion", "joint": "joint", "visual_noised": "visual"}
+
+
+# tokenizer -> {(prompt, conditioning, video tokens, motion tokens): input ids}: the QA questions
+# of a split are the same for every decoder of a model, tokenized once
+_PROMPT_IDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _prompt_ids(tokenizer, prompt: str, conditioning: str, n_video: int, n_motion: int) -> torch.Tensor:
+    memo = _PROMPT_IDS.setdefault(tokenizer, {})
+    key = (prompt, conditioning, n_video, n_motion)
+    if key not in memo:
+        memo[key] = build_inputs(tokenizer, prompt=prompt, num_video_tokens=n_video, num_motion_tokens=n_motion,
+                                 conditioning=conditioning).input_ids
+    return memo[key]
+
+
+# the model caption_split loaded last, {(model folder, its config's mtime): (model, tokenizer)}: the
+# decoders of one model caption one after another (each load is ~0.2 s on the cpu profile)
+_LOADED: dict[tuple[str, int], tuple] = {}
+
+
+def _model_key(profile: Profile, variant: str, seed: int) -> tuple[str, int] | None:
+    final = trained_model(profile, variant, seed)
+    return None if final is None else (str(final), (final / "config.json").stat().st_mtime_ns)
+
+
+def _load_model(profile: Profile, variant: str, seed: int, *, progress: bool):
+    """(model, tokenizer) of a trained variant, reusing the one loaded last when it is the same."""
+    key = _model_key(profile, variant, seed)
+    if key is None or key not in _LOADED:
+        model, tokenizer, _ = load_variant(profile, variant, seed=seed, progress=progress)
+        _LOADED.clear()
+        _LOADED[key or _model_key(profile, variant, seed)] = (model, tokenizer)
+        return model, tokenizer
+    return _LOADED[key]
 
 
 def _as_tensor(array) -> torch.Tensor:
@@ -39,8 +75,8 @@ def pathway_prompts(model, tokenizer, *, visual, motion, visual_noised=None,
     with one (L, D) prompt per clip and pathway.  prompts: one instruction per clip (a
     QA question), default the captioning instruction.
 
-    Each distinct prompt is tokenized once per pathway, and the clips whose prompts have
-    the same length are embedded and projected in one call (row b of a call is clip b's
+    Each distinct prompt is tokenized once per pathway and tokenizer (``_prompt_ids``), and
+    the clips whose prompts have the same length are embedded and projected in one call (row b of a call is clip b's
     prompt with clip b's features, as ``prompt_embeddings`` of that clip alone)."""
     visual, motion = _as_tensor(visual), _as_tensor(motion)
     count = visual.shape[0]
@@ -52,16 +88,9 @@ def pathway_prompts(model, tokenizer, *, visual, motion, visual_noised=None,
     sources = {"visual": (visual, None), "motion": (None, motion), "joint": (visual, motion)}
     if visual_noised is not None:
         sources["visual_noised"] = (_as_tensor(visual_noised), None)
-    tokenized: dict[tuple[str, str], torch.Tensor] = {}
     for name, (video_features, motion_features) in sources.items():
         conditioning = PATHWAY_CONDITIONING[name]
-        ids = []
-        for prompt in prompts:
-            if (prompt, conditioning) not in tokenized:
-                tokenized[prompt, conditioning] = build_inputs(
-                    tokenizer, prompt=prompt, num_video_tokens=n_video, num_motion_tokens=n_motion,
-                    conditioning=conditioning).input_ids
-            ids.append(tokenized[prompt, conditioning])
+        ids = [_prompt_ids(tokenizer, prompt, conditioning, n_video, n_motion) for prompt in prompts]
         by_length: dict[int, list[int]] = {}
         for i, row_ids in enumerate(ids):
             by_length.setdefault(len(row_ids), []).append(i)
@@ -130,7 +159,7 @@ def caption_split(profile: str | Profile, variant: str, *, decoder: str, seed: i
     path = _captions_path(folder, key)
     if path.is_file() and (folder / "model" / "config.json").is_file():
         return pd.read_parquet(path)
-    model, tokenizer, _ = load_variant(profile, variant, seed=seed, progress=progress)
+    model, tokenizer = _load_model(profile, variant, seed, progress=progress)
     features = load_features(profile, split, keyframes=v.keyframes, occlusion=occlusion, num_clips=num_clips,
                              progress=progress)
     torch.manual_seed(seed)

@@ -19,10 +19,11 @@ keyed by the config and the source of the code that computes it, written atomica
 """
 from __future__ import annotations
 
+
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -113,13 +114,24 @@ def load_features(profile: str | Profile, split: str, *, keyframes: str = "unifo
                   num_clips: int | None = None, force: bool = False, progress: bool = True) -> PathwayFeatures:
     """The cached features of a split (computed first when missing or with ``force``).
 
-    num_clips: only the first clips of the split (the occlusion sweep); None: all.
+    num_clips: only the first clips of the split (the occlusion sweep); None: all.  Without
+    occlusion these are the first rows of the whole split's features (computed once, for
+    both), so the sweep's severity 0 is the evaluation's own input.
     """
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
     if keyframes not in KEYFRAME_MODES:
         raise ValueError(f"keyframes must be one of {KEYFRAME_MODES}, got {keyframes!r}")
     if not 0.0 <= occlusion < 1.0:
         raise ValueError(f"occlusion must lie in [0, 1), got {occlusion}")
+    if num_clips is not None and num_clips < 1:
+        raise ValueError(f"num_clips must be >= 1 or None (the whole split), got {num_clips}")
+    if occlusion == 0.0 and num_clips is not None:
+        whole = load_features(profile, split, keyframes=keyframes, force=force, progress=progress)
+        if num_clips >= len(whole):
+            return whole
+        first = whole.rows(whole.clip_ids[:num_clips])
+        return replace(first, info={**whole.info, "clips": num_clips,
+                                                "rows_of": f"the first {num_clips} of {len(whole)}"})
     # both modes' files, keyed once: a computation writes where this call then reads
     paths = {mode: features_path(profile, split, mode, occlusion, num_clips) for mode in KEYFRAME_MODES}
     path = paths[keyframes]

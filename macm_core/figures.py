@@ -3,10 +3,14 @@
 The HTML output of a figure carries no plotly.js (the book ships it once as a static
 file, see ``_config.yml``) and a div id derived from the figure's name, so executed
 notebooks are reproducible byte for byte and nbval can compare them.  ``export`` writes
-the static copies with kaleido, which drives Debian's chromium.
+the static copies with kaleido, which drives Debian's chromium.  Under ``macm reproduce``
+(``DEFER_ENV`` set) ``export`` only leaves the figure in ``<out_dir>/.pending/``, and
+``export_pending`` renders every notebook's figures at the end with one browser: a browser
+takes ~2.5 s to start, once per notebook otherwise.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -20,6 +24,8 @@ import plotly.graph_objects as go
 logging.getLogger("choreographer").setLevel(logging.CRITICAL)
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+DEFER_ENV = "MACM_DEFER_FIGURE_EXPORT"  # set (to 1) by ``macm reproduce`` for the notebooks it runs
+PENDING_DIR = ".pending"
 
 
 def plotly_js_path() -> Path:
@@ -61,20 +67,49 @@ def export(fig: go.Figure, name: str, out_dir: str | os.PathLike, *,
 
     The first export of a process starts kaleido's sync server: one headless Chromium that
     renders every later image of the process (kaleido closes it at exit).  Without it each
-    image starts and stops a browser of its own."""
+    image starts and stops a browser of its own.  With ``DEFER_ENV`` set the figure is left
+    in ``<out_dir>/.pending/<name>.json`` for ``export_pending``, and the paths returned are
+    where it will be written."""
+    out = Path(out_dir)
+    paths = [out / f"{name}.png", out / f"{name}.svg"]
+    if os.environ.get(DEFER_ENV):
+        job = out / PENDING_DIR / f"{name}.json"
+        job.parent.mkdir(parents=True, exist_ok=True)
+        tmp = job.with_name(f".{job.name}.tmp")
+        tmp.write_text(json.dumps({"figure": fig.to_json(), "width": width, "height": height}))
+        os.replace(tmp, job)
+        return paths
+    _render(fig, paths, width=width, height=height)
+    return paths
+
+
+def export_pending(out_dir: str | os.PathLike) -> list[Path]:
+    """Render the figures that deferred ``export`` calls left in ``<out_dir>/.pending``
+    (in one process: one browser), then remove their jobs; return the files written."""
+    import plotly.io as pio
+
+    written = []
+    for job in sorted((Path(out_dir) / PENDING_DIR).glob("*.json")):
+        data = json.loads(job.read_text())
+        out = Path(out_dir)
+        paths = [out / f"{job.stem}.png", out / f"{job.stem}.svg"]
+        _render(pio.from_json(data["figure"]), paths, width=data["width"], height=data["height"])
+        job.unlink()
+        written += paths
+    return written
+
+
+def _render(fig: go.Figure, paths: list[Path], *, width: int, height: int) -> None:
     import kaleido
     import plotly.io as pio
 
     os.environ.setdefault("BROWSER_PATH", find_chromium())
     # the options plotly would give a browser of its own (its request headers) go to the server
     kaleido.start_sync_server(headers=pio.defaults.headers, silence_warnings=True)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{name}.png", out / f"{name}.svg"]
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
     for path in paths:
         tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
         with warnings.catch_warnings():  # plotly passes those options with every image as well
             warnings.filterwarnings("ignore", message="The kopts argument is ignored if using a server")
             fig.write_image(tmp, format=path.suffix[1:], width=width, height=height)
         os.replace(tmp, path)
-    return paths

@@ -12,6 +12,7 @@ partially executed copy is kept beside the output for inspection.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -19,9 +20,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import figures
 from .cache import source_digest
 from .config import load_profile, profile_path
-from .paths import project_root
+from .paths import project_root, resolve
 
 KERNEL = "python3"
 EXECUTED_DIR = "book/executed"
@@ -181,17 +183,30 @@ def run_notebooks(*, profile: str = "cpu", seed: int | None = None, only: list[s
     results = []
     chosen = select(only, root)
     bar = tqdm(chosen.items(), desc=f"notebooks ({config.name})", unit="nb", file=sys.stderr)
-    for name, source in bar:
-        bar.set_postfix_str(name)
-        output = out / f"{name}.ipynb"
-        key = run_key(source, profile, seed)
+    deferred = os.environ.get(figures.DEFER_ENV)
+    os.environ[figures.DEFER_ENV] = "1"  # the kernels leave their static figures for one export at the end
+    try:
+        for name, source in bar:
+            bar.set_postfix_str(name)
+            output = out / f"{name}.ipynb"
+            key = run_key(source, profile, seed)
+            start = time.perf_counter()
+            reused = not force and output.is_file() and _recorded_key(output) == key
+            if not reused:
+                execute(name, source, output, profile=profile, seed=seed, key=key)
+            seconds = time.perf_counter() - start
+            results.append(RunResult(name, output, seconds, reused))
+            tqdm.write(f"{name}: {'reused' if reused else 'executed'} in {seconds:.1f} s", file=sys.stderr)
+    finally:
+        if deferred is None:
+            os.environ.pop(figures.DEFER_ENV)
+        else:
+            os.environ[figures.DEFER_ENV] = deferred
         start = time.perf_counter()
-        reused = not force and output.is_file() and _recorded_key(output) == key
-        if not reused:
-            execute(name, source, output, profile=profile, seed=seed, key=key)
-        seconds = time.perf_counter() - start
-        results.append(RunResult(name, output, seconds, reused))
-        tqdm.write(f"{name}: {'reused' if reused else 'executed'} in {seconds:.1f} s", file=sys.stderr)
+        written = figures.export_pending(resolve(config.book.figures_dir))
+        if written:
+            tqdm.write(f"figures: {len(written)} files exported in {time.perf_counter() - start:.1f} s",
+                       file=sys.stderr)
     return results
 
 

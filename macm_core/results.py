@@ -4,7 +4,8 @@
 with ``greedy_visual`` only (they have no motion pathway), ``macm`` with every decoder of
 ``eval.decoders``, the other two-pathway variants with the ablation's decoders.  ``score_captions`` scores one set of captions (COCO and
 grounded metrics with bootstrap intervals, ``macm_core.eval``), cached by the hash of
-the captions themselves.  ``evaluate_profile`` (``macm eval``) puts everything in one
+the captions themselves; ``score_sets`` scores many sets in parallel processes.
+``evaluate_profile`` (``macm eval``) decodes every set, scores them, and puts everything in one
 long table; ``summarise_seeds`` gives mean and spread over training seeds.
 """
 from __future__ import annotations
@@ -50,6 +51,13 @@ def _captions_digest(captions: pd.DataFrame, *extra) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _scores_path(profile: Profile, captions: pd.DataFrame, qa: pd.DataFrame | None, seed: int):
+    answers = None if qa is None else [qa["answer"].tolist(), qa["gold"].tolist()]
+    key = {"captions": _captions_digest(captions, answers), "bootstrap": profile.eval.bootstrap,
+           "seed": seed, "data": profile.data, "source": source_digest("eval", "results")}
+    return stage_dir("scores", key) / "scores.json"
+
+
 def score_captions(profile: Profile, captions: pd.DataFrame, *, qa: pd.DataFrame | None = None,
                    seed: int = 0) -> dict[str, float]:
     """Every metric of ``captions`` (``clip_id``, ``caption``) against the benchmark, with
@@ -57,10 +65,7 @@ def score_captions(profile: Profile, captions: pd.DataFrame, *, qa: pd.DataFrame
     from .data.benchmark import Benchmark
     from .eval import evaluate_captions, qa_accuracy
 
-    answers = None if qa is None else [qa["answer"].tolist(), qa["gold"].tolist()]
-    key = {"captions": _captions_digest(captions, answers), "bootstrap": profile.eval.bootstrap,
-           "seed": seed, "data": profile.data, "source": source_digest("eval", "results")}
-    path = stage_dir("scores", key) / "scores.json"
+    path = _scores_path(profile, captions, qa, seed)
     if path.is_file():
         return json.loads(path.read_text())
     bench = Benchmark.load(profile)
@@ -80,17 +85,46 @@ def evaluate_profile(profile: str | Profile, *, split: str = "test", seeds: list
 
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
     judge_model = _load_profile_judge(profile) if judge else None
-    rows = []
-    for variant, seed, decoder in caption_sets(profile, seeds=seeds):
+    sets = caption_sets(profile, seeds=seeds)
+    decoded = []
+    for variant, seed, decoder in sets:
         captions = caption_split(profile, variant, decoder=decoder, seed=seed, split=split, progress=progress)
         answers = caption_split(profile, variant, decoder=decoder, seed=seed, split=split, qa=True,
                                 progress=progress) if qa else None
+        decoded.append((captions, answers))
+    score_sets(profile, decoded, seed=profile.seed)
+    rows = []
+    for (variant, seed, decoder), (captions, answers) in zip(sets, decoded):
         scores = score_captions(profile, captions, qa=answers, seed=profile.seed)
         if judge_model is not None:
             scores.update(judge_split(profile, captions, judge_model)[1])
         rows.append({"variant": variant, "seed": seed, "decoder": decoder, **scores,
                      "distinct_captions": distinct_share(captions["caption"])})
     return pd.DataFrame(rows)
+
+
+def score_sets(profile: Profile, decoded: list[tuple[pd.DataFrame, pd.DataFrame | None]], *,
+               seed: int = 0) -> None:
+    """Score (``score_captions``) every (captions, QA answers or None) of ``decoded`` that is
+    not cached yet, ``profile.threads`` sets at a time in spawned processes (one thread
+    each).  Scoring is Python and a Java subprocess (METEOR), one core's work per set; the
+    scores are the same whichever process computes them.  Afterwards ``score_captions``
+    reads each from the cache."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .determinism import spawned_with_threads
+
+    todo = [(c, a) for c, a in decoded if not _scores_path(profile, c, a, seed).is_file()]
+    jobs = min(profile.threads, len(todo))
+    if jobs < 2:
+        for captions, answers in todo:
+            score_captions(profile, captions, qa=answers, seed=seed)
+        return
+    with spawned_with_threads(1) as context, ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = [pool.submit(score_captions, profile, captions, qa=answers, seed=seed) for captions, answers in todo]
+        errors = [error for error in (f.exception() for f in futures) if error is not None]
+    if errors:
+        raise errors[0]
 
 
 def _load_profile_judge(profile: Profile):

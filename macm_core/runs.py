@@ -213,8 +213,10 @@ def train_runs(profile: str | Profile, runs: list[tuple[str, int]], *, jobs: int
     small to keep several threads busy, and separate runs never wait for each other.
     Every run trains with ``run_threads(profile)`` threads whatever ``jobs`` is, so the
     weights are the same as one by one.  The train features and the tokenizer are made
-    first, here, so that no two processes make them at once.  A failed run raises its
-    error here once the others have finished (those stay cached).
+    first, here, so that no two processes make them at once.  Each process trains a lane
+    of runs whose estimated costs (``run_cost``) add up to about the same as the others'
+    (``balanced_lanes``).  A failed run raises its error here once the others have
+    finished (those stay cached).
     """
     from concurrent.futures import ProcessPoolExecutor
 
@@ -224,20 +226,91 @@ def train_runs(profile: str | Profile, runs: list[tuple[str, int]], *, jobs: int
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     todo = [(v, s) for v, s in runs if trained_model(profile, v, s) is None]
     if jobs > 1 and len(todo) > 1:
-        load_caption_tokenizer(profile, progress=progress)
+        tokenizer = load_caption_tokenizer(profile, progress=progress)
         for keyframes in sorted({get_variant(v).keyframes for v, _ in todo}):
             load_features(profile, "train", keyframes=keyframes, progress=progress)
-        # the coarse captions are short, so their runs are short: start them last, so that the
-        # processes finish at about the same time
-        todo.sort(key=lambda run: get_variant(run[0]).captions == "coarse_caption")
+        # each process trains one lane of runs; the lanes' estimated costs are as even as
+        # possible, so that the processes finish at about the same time
+        costs = {v: run_cost(profile, v, tokenizer) for v in {v for v, _ in todo}}
+        lanes = balanced_lanes([costs[v] for v, _ in todo], min(jobs, len(todo)))
         with spawned_with_threads(run_threads(profile)) as context, \
-                ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context) as pool:
-            futures = [pool.submit(train_variant, profile, v, seed=s, progress=False)
-                       for v, s in todo]
-        errors = [error for error in (f.exception() for f in futures) if error is not None]
+                ProcessPoolExecutor(max_workers=len(lanes), mp_context=context) as pool:
+            futures = [pool.submit(_train_lane, profile, [todo[i] for i in lane]) for lane in lanes]
+        errors = [error for f in futures for error in f.result()]
         if errors:
             raise errors[0]
     return {(v, s): train_variant(profile, v, seed=s, progress=progress) for v, s in runs}
+
+
+def _train_lane(profile: Profile, runs: list[tuple[str, int]]) -> list[BaseException]:
+    """Train ``runs`` one after another (in a worker process); return the errors of the
+    runs that failed (the others are trained and cached)."""
+    errors = []
+    for variant, seed in runs:
+        try:
+            train_variant(profile, variant, seed=seed, progress=False)
+        except Exception as error:  # noqa: BLE001 - handed back to train_runs, which raises it
+            errors.append(error)
+    return errors
+
+
+# a target token (one the loss is taken on) costs this many prompt tokens in training: fitted to
+# the cpu profile's run times (a prompt token goes through the decoder; a target token also
+# through the LM head and the loss, and its rows are the long ones of a length group)
+TARGET_TOKEN_COST = 1.7
+
+
+def run_cost(profile: Profile, variant: str, tokenizer) -> float:
+    """Estimated training cost of a run of ``variant``: the mean number of tokens one
+    training item puts through the decoder (its prompt, with the feature tokens of each
+    conditioning weighted by the pathway-dropout probabilities, plus ``TARGET_TOKEN_COST``
+    times its target: a caption, or a QA question and answer for ``qa_fraction`` of the
+    items), times the items it trains on.  On the cpu profile, relative to baseline-fine,
+    the estimates are macm 1.07, macm-coarse 0.78, baseline-coarse 0.71; measured run
+    times (two runs at a time, one thread each): 1.09, 0.79 and 0.71."""
+    from .model.tokenizer import CONDITIONINGS, build_inputs
+    from .train.dataset import CONDITIONING_PRESETS
+
+    v, t, f = get_variant(variant), profile.train, profile.features
+    bench = Benchmark.load(profile)
+    clips = bench.split("train")
+    qa = bench.qa[bench.qa["clip_id"].isin(clips.index)]
+    feature_tokens = f.keyframes * f.grid ** 2
+
+    def mean_tokens(texts) -> float:
+        texts = [str(x) for x in texts]
+        return float(np.mean([len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]])) \
+            if texts else 0.0
+
+    prompt = sum(p * len(build_inputs(tokenizer, num_video_tokens=feature_tokens, num_motion_tokens=feature_tokens,
+                                      conditioning=c).input_ids)
+                 for p, c in zip(CONDITIONING_PRESETS[v.conditioning], CONDITIONINGS))
+    target = (1 - t.qa_fraction) * mean_tokens(clips[v.captions]) + \
+        t.qa_fraction * (mean_tokens(qa["question"]) + mean_tokens(qa["answer"]))
+    return (prompt + TARGET_TOKEN_COST * target) * t.batch_size * (t.stage1_steps + t.stage2_steps)
+
+
+def balanced_lanes(costs: list[float], lanes: int) -> list[list[int]]:
+    """The indices of ``costs`` split into ``lanes`` lists whose summed costs are as even
+    as possible (the largest sum is minimal): every split tried for two lanes and up to
+    16 items, longest-first to the least loaded lane otherwise.  Within a lane the costly
+    items come first."""
+    if lanes < 1:
+        raise ValueError(f"lanes must be >= 1, got {lanes}")
+    order = sorted(range(len(costs)), key=lambda i: (-costs[i], i))
+    if lanes == 2 and len(costs) <= 16:
+        total = sum(costs)
+        best = min(range(1 << len(costs)), key=lambda mask: (
+            max(sum(c for i, c in enumerate(costs) if mask >> i & 1), total - sum(
+                c for i, c in enumerate(costs) if mask >> i & 1)), mask))
+        split = [[i for i in order if best >> i & 1], [i for i in order if not best >> i & 1]]
+        return [lane for lane in split if lane]
+    loads, out = [0.0] * lanes, [[] for _ in range(lanes)]
+    for i in order:
+        lane = min(range(lanes), key=lambda k: (loads[k], k))
+        loads[lane] += costs[i]
+        out[lane].append(i)
+    return [lane for lane in out if lane]
 
 
 def parameter_counts(model) -> dict[str, int]:

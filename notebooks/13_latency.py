@@ -44,7 +44,7 @@ from macm_core.captioning import caption_split, msd_term_sets
 from macm_core.config import load_profile
 from macm_core.determinism import set_determinism
 from macm_core.paths import resolve
-from macm_core.results import score_captions
+from macm_core.results import score_captions, score_sets
 from macm_core.runs import train_variant
 
 config = load_profile(profile)
@@ -58,12 +58,14 @@ timings = pd.DataFrame([json.loads(r) for r in rows if r.startswith("{")])
 summary_line = [r for r in rows if not r.startswith("{")][-1]
 print(summary_line)
 
+term_captions = {label: caption_split(config, "macm", decoder="msd", seed=first_seed, msd=msd, progress=False)
+                 for label, msd in msd_term_sets().items()}
+greedy = caption_split(config, "macm", decoder="greedy_visual", seed=first_seed, progress=False)
+score_sets(config, [(captions, None) for captions in [*term_captions.values(), greedy]], seed=config.seed)
 accuracy = []
-for label, msd in msd_term_sets().items():
-    captions = caption_split(config, "macm", decoder="msd", seed=first_seed, msd=msd, progress=False)
+for label, captions in term_captions.items():
     scores = score_captions(config, captions, seed=config.seed)
     accuracy.append({"terms": label, **{m: scores[m] for m in ("part_f1", "laterality", "CHAIR_s", "CIDEr")}})
-greedy = caption_split(config, "macm", decoder="greedy_visual", seed=first_seed, progress=False)
 greedy_scores = score_captions(config, greedy, seed=config.seed)
 accuracy = pd.DataFrame([{"terms": "greedy (visual)", **{m: greedy_scores[m] for m in
                                                           ("part_f1", "laterality", "CHAIR_s", "CIDEr")}}]

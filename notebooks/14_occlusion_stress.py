@@ -56,7 +56,7 @@ from macm_core.determinism import set_determinism
 from macm_core.eval import format_interval, grounded_metrics, interval_direction, paired_difference, summarise
 from macm_core.features import load_features
 from macm_core.paths import resolve
-from macm_core.results import score_captions
+from macm_core.results import score_captions, score_sets
 from macm_core.variants import get_variant
 
 config = load_profile(profile)
@@ -73,7 +73,7 @@ num_clips = int(config.features.occlusion_clips)
 model_seed = config.train.seeds[0]
 keyframes = get_variant(VARIANT).keyframes
 
-pose_rows, score_rows, clip_tables, clip_confidence = [], [], {}, {}
+pose_rows, score_rows, clip_tables, clip_confidence, captioned = [], [], {}, {}, {}
 for severity in severities:
     feats = load_features(config, "test", keyframes=keyframes, occlusion=severity, num_clips=num_clips,
                           progress=False)
@@ -83,12 +83,15 @@ for severity in severities:
                       "PA-MPJPE (mm)": float(np.nanmean(feats.fit_pa_mpjpe_mm))})
     clip_confidence[severity] = pd.Series(feats.pose_confidence, index=list(feats.clip_ids))
     for decoder in DECODERS:
-        captions = caption_split(config, VARIANT, decoder=decoder, seed=model_seed, split="test",
-                                 occlusion=severity, num_clips=num_clips, progress=False)
-        scores = score_captions(config, captions, seed=config.seed)
-        score_rows.append({"severity": severity, "decoder": decoder, **scores})
-        table, _ = grounded_metrics(dict(zip(captions["clip_id"], captions["caption"])), bench.segments)
-        clip_tables[(severity, decoder)] = table
+        captioned[(severity, decoder)] = caption_split(config, VARIANT, decoder=decoder, seed=model_seed,
+                                                       split="test", occlusion=severity, num_clips=num_clips,
+                                                       progress=False)
+score_sets(config, [(captions, None) for captions in captioned.values()], seed=config.seed)
+for (severity, decoder), captions in captioned.items():
+    scores = score_captions(config, captions, seed=config.seed)
+    score_rows.append({"severity": severity, "decoder": decoder, **scores})
+    table, _ = grounded_metrics(dict(zip(captions["clip_id"], captions["caption"])), bench.segments)
+    clip_tables[(severity, decoder)] = table
 
 pose = pd.DataFrame(pose_rows).set_index("severity")
 scores = pd.DataFrame(score_rows).set_index(["severity", "decoder"])

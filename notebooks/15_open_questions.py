@@ -51,7 +51,7 @@ from macm_core.eval import (bootstrap_ci, composition_rates, limb_labels, limb_s
                             run_probe, smpl_features)
 from macm_core.features import load_features
 from macm_core.paths import resolve
-from macm_core.results import evaluate_profile, format_mean_sd, score_captions, summarise_seeds
+from macm_core.results import evaluate_profile, format_mean_sd, score_captions, score_sets, summarise_seeds
 
 config = load_profile(profile)
 set_determinism(seed, threads=config.threads)
@@ -68,6 +68,10 @@ for variant, decoder in HELDOUT_ROWS:
         for split in ("test", "test_heldout"):
             captions[(variant, decoder, s, split)] = caption_split(config, variant, decoder=decoder, seed=s,
                                                                    split=split, progress=False)
+score_sets(config, [(c, None) for (_, _, _, split), c in captions.items() if split == "test_heldout"],
+           seed=config.seed)
+for variant, decoder in HELDOUT_ROWS:
+    for s in seeds:
         scores = score_captions(config, captions[(variant, decoder, s, "test_heldout")], seed=config.seed)
         heldout_rows.append({"variant": variant, "seed": s, "decoder": decoder, **scores})
 heldout = pd.DataFrame(heldout_rows)

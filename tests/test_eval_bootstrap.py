@@ -8,7 +8,7 @@ from pycocoevalcap.cider.cider import Cider
 
 from macm_core.eval import CiderD, bootstrap_ci, resample_indices
 from macm_core.eval.bootstrap import weights_of
-from macm_core.eval.corpus import bleu_from_stats, bleu_stats
+from macm_core.eval.corpus import bleu_from_stats, bleu_scores, bleu_stats
 
 
 def test_resamples_are_deterministic_given_the_seed():
@@ -110,3 +110,41 @@ def test_bleu_matches_pycocoevalcap_on_resamples(idx):
 def test_cider_of_one_clip_is_zero():
     """A pycocoevalcap quirk kept on purpose: with one clip every idf is log(1) = 0."""
     assert CiderD(PREDICTIONS[:1], REFERENCES[:1])(np.ones(1)) == 0.0
+
+
+def test_weighted_bootstrap_draws_bootstrap_ci_s_resamples():
+    """A statistic of weight matrices gets the resamples of ``bootstrap_ci`` (same seed),
+    in blocks of at most ``BLOCK`` rows; NaN resamples are left out; a statistic that
+    returns the wrong shape is a clear error."""
+    from macm_core.eval import bootstrap_weighted
+    from macm_core.eval.bootstrap import BLOCK, weight_matrix
+
+    num = np.array([1.0, 0.0, 2.0, 1.0, 3.0])
+    den = np.array([1.0, 2.0, 2.0, 1.0, 4.0])
+    blocks = []
+
+    def ratio(weights):
+        blocks.append(weights)
+        return weights @ num / (weights @ den)
+
+    got = bootstrap_weighted(ratio, size=5, n=BLOCK + 7, seed=3)
+    want = bootstrap_ci(lambda idx: float(num @ weights_of(idx, 5) / (den @ weights_of(idx, 5))),
+                        size=5, n=BLOCK + 7, seed=3)
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+    assert np.array_equal(blocks[0], np.ones((1, 5)))
+    assert all(len(b) <= BLOCK for b in blocks[1:]) and sum(len(b) for b in blocks[1:]) == BLOCK + 7
+    np.testing.assert_array_equal(np.concatenate(blocks[1:]), weight_matrix(resample_indices(5, BLOCK + 7, 3), 5))
+    nan_first = bootstrap_weighted(lambda w: np.where(w[:, 0] > 0, np.nan, 1.0), size=5, n=100, seed=0)
+    assert math.isnan(nan_first[0]) and nan_first[1:] == (1.0, 1.0)
+    with pytest.raises(ValueError, match="one value per row"):
+        bootstrap_weighted(lambda w: w.sum(), size=5, n=10)
+
+
+@pytest.mark.parametrize("idx", [np.arange(6), np.array([0, 0, 1, 3, 3, 3]), np.array([5, 4, 4, 2, 1, 0])])
+def test_cider_and_bleu_of_many_resamples_at_once_equal_one_at_a_time(idx):
+    cider, stats = CiderD(PREDICTIONS, REFERENCES), bleu_stats(PREDICTIONS, REFERENCES)
+    weights = np.stack([weights_of(idx, 6), np.ones(6), weights_of(idx[::-1][:3], 6)])
+    np.testing.assert_allclose(cider.corpus(weights), [cider(w) for w in weights], rtol=1e-12)
+    np.testing.assert_allclose(cider.clip_scores(weights), [cider.clip_scores(w) for w in weights], rtol=1e-12)
+    np.testing.assert_allclose(bleu_scores(stats, weights), [bleu_from_stats(stats, w) for w in weights],
+                               rtol=1e-12)

@@ -9,6 +9,7 @@ import re
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from macm_core.data.benchmark import Benchmark, build_benchmark
@@ -86,9 +87,9 @@ def test_a_caption_against_itself_is_perfect_and_beats_a_vague_one(coarse_run, t
 def test_corpus_statistics_reproduce_pycocoevalcap(coarse_run):
     scores, per_clip = coarse_run
     stats = corpus_statistics(per_clip)
-    everything = np.arange(len(per_clip))
+    everything = np.ones((1, len(per_clip)))
     for metric in COCO_METRICS:
-        assert stats[metric](everything) == pytest.approx(scores[metric], rel=1e-9, abs=1e-12)
+        assert stats[metric](everything)[0] == pytest.approx(scores[metric], rel=1e-9, abs=1e-12)
     meteor = meteor_stats(per_clip["meteor_stats"].tolist())
     np.testing.assert_allclose([meteor_from_stats(row) for row in meteor],
                                per_clip["METEOR"], rtol=1e-9, atol=1e-12)
@@ -195,3 +196,49 @@ def test_evaluate_captions_returns_every_metric_with_an_interval(smoke, captions
     assert again == pytest.approx(out, nan_ok=True)         # deterministic given the seed
     with pytest.raises(KeyError, match="not in the benchmark"):
         evaluate_captions({"nope": "x"}, smoke)
+
+
+@needs_java
+def test_blocks_of_resamples_score_as_one_resample_at_a_time(smoke, captions, coarse_run):
+    """Every metric's weighted statistic, fed blocks of resamples at once (what
+    ``evaluate_captions`` bootstraps), equals the same statistic fed one resample at a time
+    (the per-resample loop of ``bootstrap_ci``): same resamples, same interval."""
+    from macm_core.eval import bootstrap_ci, bootstrap_weighted
+    from macm_core.eval.evaluate import grounded_statistics
+
+    _, per_clip = coarse_run
+    grounded_table, _ = grounded_metrics(captions[2], smoke.segments)
+    size = len(per_clip)
+    statistics = {**corpus_statistics(per_clip), **grounded_statistics(grounded_table)}
+    assert set(statistics) == set(METRICS)
+    for metric, statistic in statistics.items():
+        blocks = bootstrap_weighted(statistic, size=size, n=300, seed=5)
+        one_by_one = bootstrap_ci(lambda idx: float(statistic(weights_of(idx, size)[None])[0]),
+                                  size=size, n=300, seed=5)
+        np.testing.assert_allclose(blocks, one_by_one, rtol=1e-12, atol=1e-14, err_msg=metric)
+
+
+@needs_java
+def test_sets_scored_in_parallel_processes_equal_sets_scored_here(smoke, captions):
+    """``score_sets`` with two processes caches, for every set, exactly what
+    ``score_captions`` computes in this process."""
+    from dataclasses import replace
+
+    from macm_core.config import load_profile
+    from macm_core.results import _scores_path, score_captions, score_sets
+
+    profile = load_profile("smoke")
+    test_ids = list(smoke.split("test").index)
+    sets = [pd.DataFrame({"clip_id": test_ids, "caption": [captions[k][cid] for cid in test_ids]}) for k in (1, 2)]
+    answers = pd.DataFrame({"answer": ["yes", "no"], "gold": ["yes", "yes"]})
+    decoded = [(sets[0], None), (sets[1], answers)]
+    score_sets(replace(profile, threads=2), decoded, seed=3)        # two processes, into the shared cache
+    paths = [_scores_path(profile, c, a, 3) for c, a in decoded]
+    assert all(path.is_file() for path in paths)
+    parallel = [score_captions(profile, c, qa=a, seed=3) for c, a in decoded]
+    for path in paths:
+        path.unlink()                                                # now computed here
+    here = [score_captions(profile, c, qa=a, seed=3) for c, a in decoded]
+    for got, want in zip(parallel, here):
+        assert got == pytest.approx(want, nan_ok=True)
+    assert parallel[1]["QA accuracy"] == 0.5 and "QA accuracy" not in parallel[0]

@@ -53,6 +53,24 @@ def test_features_are_reused_from_the_cache(smoke, test_features):
     assert again.clip_ids == test_features["uniform"].clip_ids
 
 
+def test_the_first_clips_without_occlusion_are_rows_of_the_whole_split(smoke, test_features):
+    """The occlusion sweep's severity 0 is the evaluation's own input: its features are the
+    first rows of the split's features, not a second computation (nothing new is cached)."""
+    from macm_core.cache import cache_root
+
+    before = set((cache_root() / "features").iterdir())
+    whole = test_features["pose-aware"]
+    first = load_features(smoke, "test", keyframes="pose-aware", num_clips=2, progress=False)
+    assert first.clip_ids == whole.clip_ids[:2] and first.info["clips"] == 2
+    for name in ("visual", "motion", "visual_noised", "keyframes", "pose_confidence", "body_pose"):
+        assert np.array_equal(getattr(first, name), getattr(whole, name)[:2]), name
+    assert load_features(smoke, "test", keyframes="pose-aware", num_clips=10_000, progress=False).clip_ids == \
+        whole.clip_ids
+    assert set((cache_root() / "features").iterdir()) == before
+    with pytest.raises(ValueError, match="num_clips must be >= 1"):
+        load_features(smoke, "test", num_clips=0)
+
+
 def test_training_splits_have_no_vcd_features_and_bad_arguments_are_refused(smoke):
     with pytest.raises(ValueError, match="keyframes must be one of"):
         load_features(smoke, "test", keyframes="random")
@@ -340,3 +358,28 @@ def test_initial_weights_do_not_depend_on_random_numbers_drawn_while_loading_the
     monkeypatch.setattr(runs, "split_inputs", drawing)
     drawn = weights()
     assert plain.keys() == drawn.keys() and all(torch.equal(plain[k], drawn[k]) for k in plain)
+
+
+def test_lanes_of_runs_are_balanced_by_their_estimated_cost(smoke):
+    """Parallel training splits the runs into lanes of about equal estimated cost (the
+    best split for two lanes); coarse captions and visual-only prompts are cheaper."""
+    from itertools import product
+
+    from macm_core.runs import balanced_lanes, load_caption_tokenizer, run_cost
+
+    costs = [141, 141, 141, 136, 129, 129, 129, 105, 92, 92, 92]  # the cpu profile's run times (s)
+    lanes = balanced_lanes(costs, 2)
+    assert sorted(i for lane in lanes for i in lane) == list(range(len(costs)))
+    best = min(max(sum(c for c, a in zip(costs, mask) if a), sum(c for c, a in zip(costs, mask) if not a))
+               for mask in product((0, 1), repeat=len(costs)))
+    assert max(sum(costs[i] for i in lane) for lane in lanes) == best == 664
+    assert all(lane == sorted(lane, key=lambda i: -costs[i]) for lane in lanes)   # costly runs first
+    three = balanced_lanes([5, 4, 3, 3, 1], 3)                                     # longest first, least loaded
+    assert three == [[0], [1, 4], [2, 3]]
+    assert balanced_lanes([2.0], 4) == [[0]]
+    with pytest.raises(ValueError, match="lanes must be >= 1"):
+        balanced_lanes([1.0], 0)
+    tokenizer = load_caption_tokenizer(smoke, progress=False)
+    cost = {v: run_cost(smoke, v, tokenizer) for v in ("baseline-coarse", "baseline-fine", "macm-coarse", "macm")}
+    assert cost["baseline-coarse"] < cost["baseline-fine"] < cost["macm"]
+    assert cost["baseline-coarse"] < cost["macm-coarse"] < cost["macm"]

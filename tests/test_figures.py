@@ -24,3 +24,18 @@ def test_export_writes_png_and_svg_through_one_browser(tmp_path):
     png2, svg2 = figures.export(second, "second", tmp_path, width=320, height=240)
     assert png_size(png2) == (320, 240) and "left wrist" in svg2.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first.png", "first.svg", "second.png", "second.svg"]
+
+
+def test_deferred_exports_are_rendered_at_the_end(tmp_path, monkeypatch):
+    """Under ``macm reproduce`` a notebook only leaves its figures; ``export_pending``
+    renders them (same sizes, same content) and removes the jobs."""
+    monkeypatch.setenv(figures.DEFER_ENV, "1")
+    fig = go.Figure(go.Bar(x=["left hand", "right foot"], y=[3, 1]), layout_title_text="deferred")
+    png, svg = figures.export(fig, "later", tmp_path, width=310, height=210)
+    assert not png.exists() and not svg.exists()
+    assert [p.name for p in (tmp_path / figures.PENDING_DIR).iterdir()] == ["later.json"]
+    monkeypatch.delenv(figures.DEFER_ENV)
+    assert figures.export_pending(tmp_path) == [png, svg]
+    assert png_size(png) == (310, 210) and "deferred" in svg.read_text() and "right foot" in svg.read_text()
+    assert list((tmp_path / figures.PENDING_DIR).iterdir()) == []
+    assert figures.export_pending(tmp_path) == [] and figures.export_pending(tmp_path / "none") == []

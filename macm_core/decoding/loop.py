@@ -42,8 +42,7 @@ from .msd import (
     VCDConfig,
     gather_token_log,
     greedy_scores,
-    msd_from_log_probs,
-    pair_log_probs,
+    msd_pair_scores,
     poe_scores,
     vcd_scores,
 )
@@ -227,8 +226,7 @@ def step_scores(decoder: str, logits: Tensor, cfg: DecodeConfig, *,
     if len(PATHWAYS[decoder]) == 1:
         return greedy_scores(logits, details=details)
     if decoder == "msd":
-        logp_v, logp_m = pair_log_probs(logits)
-        return msd_from_log_probs(logp_v, logp_m, cfg.msd, details=details)
+        return msd_pair_scores(logits, cfg.msd, details=details)
     first, second = logits.chunk(2, dim=0)
     if decoder == "poe":
         return poe_scores(first, second, cfg.msd, details=details)

@@ -34,7 +34,10 @@ computed for the log, and ``msd_scores`` may compute S on candidate tokens only;
 scores are the same bit for bit (the proof is in ``msd_scores``).
 
 Speed (the profile behind these choices, ``macm bench latency``): per step MSD adds the
-element-wise operations over the vocabulary below to the two-row forward pass.  S is
+element-wise operations over the vocabulary below to the two-row forward pass.  The
+decoding loop scores a step with ``msd_pair_scores``: one log-softmax and one exp for
+both pathways, ``max`` giving max p_v and its argmax at once, the cut and the pruning in
+place (each op on a small vocabulary costs its dispatch, not its arithmetic).  S is
 one fused chain of 14 operations (``synergy``: each weight folded into the sum), not 21
 (``synergy_terms`` + stacking + summing, which only the log needs); the log-only work
 (p_m of the log, |V_head|, the terms one by one) is skipped.  On a small vocabulary the
@@ -84,12 +87,14 @@ class MSDConfig:
             raise ValueError(f"theta must be > 0 (L1 divides by exp(theta) - 1), got {self.theta}")
         if not self.beta >= 0:
             raise ValueError(f"beta must be >= 0, got {self.beta}")
+        switches = (self.use_l1, self.use_l2, self.use_l3, self.use_l4, self.use_l5)
+        # read at every decoding step: computed once (an attribute, not a field: not in eq/hash)
+        object.__setattr__(self, "_enabled", tuple(name for name, on in zip(TERMS, switches) if on))
 
     @property
     def enabled(self) -> tuple[str, ...]:
         """Names of the enabled terms, in order, e.g. ``("L1", "L3")``."""
-        switches = (self.use_l1, self.use_l2, self.use_l3, self.use_l4, self.use_l5)
-        return tuple(name for name, on in zip(TERMS, switches) if on)
+        return self._enabled
 
     def only(self, *terms: str) -> "MSDConfig":
         """The same constants with exactly ``terms`` enabled (``only()`` disables all)."""
@@ -216,6 +221,17 @@ def pair_log_probs(logits: Tensor) -> tuple[Tensor, Tensor]:
     return logp_v, logp_m
 
 
+def msd_pair_scores(logits: Tensor, cfg: MSDConfig, *, details: bool = True,
+                    candidates: bool | None = None) -> tuple[Tensor, dict | None]:
+    """``msd_scores`` from the stacked logits (2B, V) of a pairwise step (visual rows
+    first), as the decoding loop holds them: one log-softmax and one exp for both
+    pathways (elementwise, so the same numbers as one call per pathway)."""
+    logp = torch.log_softmax(_float32(logits), dim=-1)
+    logp_v, logp_m = logp.chunk(2, dim=0)
+    p_v, p_m = logp.exp().chunk(2, dim=0)
+    return _msd(logp_v, p_v, logp_m, p_m, cfg, details=details, candidates=candidates)
+
+
 @functools.lru_cache(maxsize=64)
 def cut_floor(cfg: MSDConfig) -> float:
     """A float c_lo <= the cut c of every step, for any logits: 0 when none is known.
@@ -301,23 +317,33 @@ def msd_scores(z_v: Tensor, z_m: Tensor, cfg: MSDConfig, *, details: bool = True
 
 def msd_from_log_probs(logp_v: Tensor, logp_m: Tensor, cfg: MSDConfig, *, details: bool = True,
                        candidates: bool | None = None) -> tuple[Tensor, dict | None]:
-    """``msd_scores`` from the log-probabilities of both pathways (B, V); the decoding loop
-    computes both rows' log-softmax in one call (``pair_log_probs``)."""
-    p_v = logp_v.exp()
-    y_hat = logp_v.argmax(-1, keepdim=True)
-    p_max = p_v.amax(-1, keepdim=True)
+    """``msd_scores`` from the log-probabilities of both pathways (B, V)."""
+    return _msd(logp_v, logp_v.exp(), logp_m, None, cfg, details=details, candidates=candidates)
+
+
+def _msd(logp_v: Tensor, p_v: Tensor, logp_m: Tensor, p_m: Tensor | None, cfg: MSDConfig, *,
+         details: bool, candidates: bool | None) -> tuple[Tensor, dict | None]:
+    """MSD from log p_v, p_v = exp(log p_v), log p_m and p_m = exp(log p_m) (None: computed
+    here when needed), each (B, V).  Without ``details`` the cut and the pruning are done
+    in place on temporaries (fewer allocations per step; the same numbers)."""
+    p_max, y_hat = p_v.max(-1, keepdim=True)  # y_hat = argmax p_v, the first one on ties
     c_lo = cut_floor(cfg)
     if not details and cfg.enabled and c_lo > 0 and _use_candidates(p_v, candidates):
         chosen = p_v >= p_max * c_lo  # C, holding V_head and y_hat
-        synergy_c = synergy(p_v[chosen], logp_m[chosen].exp_(), cfg)  # indexing copies: exp_ is safe
-        total = torch.zeros_like(p_v).masked_scatter_(chosen, synergy_c)
+        p_m_chosen = logp_m[chosen].exp_() if p_m is None else p_m[chosen]  # indexing copies: exp_ is safe
+        total = torch.zeros_like(p_v).masked_scatter_(chosen, synergy(p_v[chosen], p_m_chosen, cfg))
     else:
-        p_m = logp_m.exp()  # as p_v: equal logits, equal p
+        p_m = logp_m.exp() if p_m is None else p_m  # as p_v: equal logits, equal p
         total = synergy(p_v, p_m, cfg)
+    if not details:
+        if total is None:
+            return _prune(logp_v, p_v, None, _cut(None, cfg, p_v), p_max=p_max)[0], None
+        # c = clamp(beta * (1 + S(y_hat)), 0, 1) and log p_v + S, computed as _cut and _prune do
+        c = total.gather(-1, y_hat).add_(1.0).mul_(cfg.beta).clamp_(0.0, 1.0)
+        outside = p_v < c.mul_(p_max)
+        return total.add_(logp_v).masked_fill_(outside, float("-inf")), None
     c = _cut(None if total is None else total.gather(-1, y_hat), cfg, p_v)
     scores, outside = _prune(logp_v, p_v, total, c, p_max=p_max)
-    if not details:
-        return scores, None
     terms = synergy_terms(p_v, p_m, cfg)
     vocab = {"p_v": p_v, "p_m": p_m, **terms, "S": torch.zeros_like(p_v) if total is None else total}
     head_size = p_v.shape[-1] - outside.sum(-1)

@@ -4,7 +4,7 @@
 * ``parse_caption`` / ``grounded_metrics``: body parts, sides, actions, counts and
   body-part hallucination (CHAIR) checked against the benchmark's labels;
 * ``qa_accuracy``: normalised exact match on the benchmark's QA pairs;
-* ``bootstrap_ci``: percentile intervals over clips;
+* ``bootstrap_ci`` / ``bootstrap_weighted``: percentile intervals over clips;
 * ``evaluate_captions``: all of the caption metrics with intervals, in one flat dict.
 
 Analyses of the claim chapters:
@@ -17,7 +17,7 @@ Analyses of the claim chapters:
 * ``probe``: a linear probe of the moving limb on a representation (encoder features,
   SMPL parameters) with a cross-validated L2 penalty.
 """
-from .bootstrap import bootstrap_ci, resample_indices
+from .bootstrap import bootstrap_ci, bootstrap_weighted, resample_indices
 from .coco import COCO_METRICS, coco_metrics, require_java, tokenize
 from .compositions import composition_rates
 from .confusion import (confusion_counts, confusion_matrix, describe_labels, flip_kind,
@@ -33,7 +33,7 @@ from .qa import normalise_answer, qa_accuracy, qa_correct, verdict
 
 __all__ = [
     "COCO_METRICS", "GROUNDED_METRICS", "METRICS", "CaptionMentions", "CiderD", "ProbeResult",
-    "benchmark_tables", "bootstrap_ci", "coco_metrics", "composition_rates", "confusion_counts",
+    "benchmark_tables", "bootstrap_ci", "bootstrap_weighted", "coco_metrics", "composition_rates", "confusion_counts",
     "confusion_matrix", "corpus_statistics", "describe_labels", "evaluate_captions", "fit_probe",
     "flip_kind", "format_interval", "grounded_metrics", "interval_direction", "judge_captions",
     "labelled_limb", "limb_label", "limb_labels", "limb_side_accuracy", "moving_parts",

@@ -16,7 +16,9 @@ each resample of clips (a clip drawn twice counts twice), not average per-clip s
 On the full set (all weights 1) each equals what pycocoevalcap returns; on a resample,
 what pycocoevalcap returns for the resampled clips (the tests check both).  Inputs are
 the per-clip table of ``coco_metrics(..., per_clip=True)``; ``weights`` is an (N,) array
-of how many times each of its rows is in the resample.
+of how many times each of its rows is in the resample, or a (k, N) array of k resamples
+scored at once (``bleu_scores``, ``meteor_scores``, ``CiderD.corpus``: the bootstrap's
+``bootstrap_weighted``).
 """
 from __future__ import annotations
 
@@ -28,7 +30,6 @@ from pycocoevalcap.bleu.bleu_scorer import cook_refs, cook_test
 from pycocoevalcap.cider.cider_scorer import precook
 from scipy import sparse
 
-from .bootstrap import weights_of
 
 # ---------------------------------------------------------------------------------
 # BLEU
@@ -49,20 +50,23 @@ def bleu_stats(predictions: Sequence[str], references: Sequence[Sequence[str]],
     return np.array(rows, dtype=float).reshape(len(rows), 2 + 2 * n)
 
 
-def bleu_from_stats(stats: np.ndarray, weights: np.ndarray) -> list[float]:
-    """Corpus BLEU-1..n of a weighted set of clips (``BleuScorer.compute_score``)."""
+def bleu_scores(stats: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(k, n) corpus BLEU-1..n of k weighted sets of clips, weights (k, N)
+    (``BleuScorer.compute_score`` on each)."""
     tiny, small = 1e-15, 1e-9
-    total = weights @ stats
+    total = weights @ stats                                        # (k, 2 + 2n)
     n = (stats.shape[1] - 2) // 2
-    testlen, reflen, guess, correct = total[0], total[1], total[2:2 + n], total[2 + n:]
-    bleus, bleu = [], 1.0
-    for k in range(n):
-        bleu *= (correct[k] + tiny) / (guess[k] + small)
-        bleus.append(bleu ** (1.0 / (k + 1)))
+    testlen, reflen, guess, correct = total[:, 0], total[:, 1], total[:, 2:2 + n], total[:, 2 + n:]
+    precisions = np.cumprod((correct + tiny) / (guess + small), axis=1)
+    bleus = precisions ** (1.0 / np.arange(1, n + 1))
     ratio = (testlen + tiny) / (reflen + small)
-    if ratio < 1:
-        bleus = [b * np.exp(1 - 1 / ratio) for b in bleus]
-    return [float(b) for b in bleus]
+    penalty = np.where(ratio < 1, np.exp(1 - 1 / ratio), 1.0)      # brevity penalty
+    return bleus * penalty[:, None]
+
+
+def bleu_from_stats(stats: np.ndarray, weights: np.ndarray) -> list[float]:
+    """Corpus BLEU-1..n of one weighted set of clips, weights (N,)."""
+    return [float(b) for b in bleu_scores(stats, np.asarray(weights, dtype=float)[None])[0]]
 
 
 # ---------------------------------------------------------------------------------
@@ -91,32 +95,41 @@ def _perfect(stats: np.ndarray) -> np.ndarray:
     return (test_total == stats[..., 0]) & (ref_total == stats[..., 1]) & (stats[..., 20] == 1)
 
 
-def meteor_from_stats(stats: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """METEOR of summed statistics: one clip's score (``weights`` None, ``stats`` (23,))
-    or a weighted corpus's (``stats`` (N, 23), ``weights`` (N,))."""
-    if weights is not None:
-        chunks = stats[:, 20] * ~_perfect(stats)          # addStats skips perfect chunks
-        stats = weights @ stats
-        stats[20] = weights @ chunks
+def meteor_scores(stats: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(k,) corpus METEOR of k weighted sets of clips: per-clip ``stats`` (N, 23) summed
+    with weights (k, N) as the jar's ``addStats`` sums them, then scored."""
+    chunks = stats[:, 20] * ~_perfect(stats)          # addStats skips perfect chunks
+    summed = weights @ stats
+    summed[:, 20] = weights @ chunks
+    return _meteor_of_summed(summed)
+
+
+def _meteor_of_summed(stats: np.ndarray) -> np.ndarray:
+    """(k,) METEOR of summed statistics (k, 23), as the jar's ``computeMetrics``."""
     p = METEOR_PARAMETERS
     alpha, beta, gamma, delta = p["alpha"], p["beta"], p["gamma"], p["delta"]
     module = np.array(METEOR_MODULE_WEIGHTS)
-    matches = stats[4:20].reshape(4, 4)           # module x (tc, rc, tf, rf)
-    test_len, ref_len, test_fn, ref_fn = stats[:4]
+    matches = stats[:, 4:20].reshape(-1, 4, 4)    # module x (tc, rc, tf, rf)
+    test_len, ref_len, test_fn, ref_fn = stats[:, :4].T
     test_weighted_len = delta * (test_len - test_fn) + (1 - delta) * test_fn
     ref_weighted_len = delta * (ref_len - ref_fn) + (1 - delta) * ref_fn
-    test_matches = module @ (delta * matches[:, 0] + (1 - delta) * matches[:, 2])
-    ref_matches = module @ (delta * matches[:, 1] + (1 - delta) * matches[:, 3])
+    test_matches = (delta * matches[:, :, 0] + (1 - delta) * matches[:, :, 2]) @ module
+    ref_matches = (delta * matches[:, :, 1] + (1 - delta) * matches[:, :, 3]) @ module
     with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.float64(test_matches) / test_weighted_len
-        recall = np.float64(ref_matches) / ref_weighted_len
+        precision = test_matches / test_weighted_len
+        recall = ref_matches / ref_weighted_len
         fmean = 1.0 / ((1 - alpha) / precision + alpha / recall)
-        if _perfect(stats):
-            frag = 0.0
-        else:
-            frag = stats[20] / ((stats[21] + stats[22]) / 2)
+        frag = np.where(_perfect(stats), 0.0, stats[:, 20] / ((stats[:, 21] + stats[:, 22]) / 2))
         score = fmean * (1 - gamma * frag ** beta)
-    return 0.0 if np.isnan(score) else float(max(score, 0.0))
+    return np.where(np.isnan(score), 0.0, np.maximum(score, 0.0))
+
+
+def meteor_from_stats(stats: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """METEOR of summed statistics: one clip's score (``weights`` None, ``stats`` (23,))
+    or one weighted corpus's (``stats`` (N, 23), ``weights`` (N,))."""
+    if weights is None:
+        return float(_meteor_of_summed(np.asarray(stats, dtype=float)[None])[0])
+    return float(meteor_scores(stats, np.asarray(weights, dtype=float)[None])[0])
 
 
 # ---------------------------------------------------------------------------------
@@ -187,31 +200,43 @@ class CiderD:
             order[col] = len(ngram) - 1
         self._order = order
         self._owner = np.array(owner, dtype=int)
+        self._owner_sum = sparse.csr_matrix(   # (N, M): sums each reference's score into its clip
+            (np.ones(len(owner)), (self._owner, np.arange(len(owner)))), shape=(self.size, len(owner)))
         delta = np.array(hyp_lengths, dtype=float)[self._owner] - np.array(ref_lengths, float)
         self._penalty = np.exp(-(delta ** 2) / (2 * sigma ** 2))
         self._num_refs = np.array(num_refs, dtype=float)
 
     def clip_scores(self, weights: np.ndarray) -> np.ndarray:
-        """(N,) CIDEr-D of every clip with the idf of the weighted set of clips."""
+        """CIDEr-D of every clip with the idf of a weighted set of clips: weights (N,) ->
+        (N,), or weights (k, N) of k sets -> (k, N)."""
         weights = np.asarray(weights, dtype=float)
-        df = self._present @ weights
-        g = np.log(weights.sum()) - np.log(np.maximum(1.0, df))
-        by_order = np.zeros((len(g), self.n))
-        by_order[np.arange(len(g)), self._order] = g ** 2
-        numerator = self._clipped @ by_order                       # (M, n)
-        hyp_norm = np.sqrt(self._hyp_sq @ by_order)[self._owner]   # (M, n)
-        ref_norm = np.sqrt(self._ref_sq @ by_order)
+        if weights.ndim == 1:
+            return self.clip_scores(weights[None])[0]
+        k, vocab = len(weights), len(self._order)
+        df = self._present @ weights.T                                      # (V, k)
+        g = np.log(weights.sum(axis=1)) - np.log(np.maximum(1.0, df))       # (V, k)
+        by_order = np.zeros((vocab, self.n, k))                             # g**2 in its order's column
+        by_order[np.arange(vocab), self._order] = g ** 2
+        by_order = by_order.reshape(vocab, self.n * k)
+        refs = len(self._owner)
+        numerator = (self._clipped @ by_order).reshape(refs, self.n, k)
+        hyp_norm = np.sqrt(self._hyp_sq @ by_order).reshape(self.size, self.n, k)[self._owner]
+        ref_norm = np.sqrt(self._ref_sq @ by_order).reshape(refs, self.n, k)
         both = (hyp_norm != 0) & (ref_norm != 0)
         val = np.where(both, numerator / np.where(both, hyp_norm * ref_norm, 1.0), numerator)
-        val = val * self._penalty[:, None]
-        per_ref = val.mean(axis=1)
-        summed = np.bincount(self._owner, weights=per_ref, minlength=self.size)
-        return 10.0 * summed / self._num_refs
+        val = val * self._penalty[:, None, None]
+        per_ref = val.mean(axis=1)                                          # (M, k)
+        summed = self._owner_sum @ per_ref                                  # (N, k)
+        return (10.0 * summed / self._num_refs[:, None]).T
+
+    def corpus(self, weights: np.ndarray) -> np.ndarray:
+        """(k,) corpus CIDEr-D of k weighted sets of clips, weights (k, N)."""
+        weights = np.asarray(weights, dtype=float)
+        return (weights * self.clip_scores(weights)).sum(axis=1) / weights.sum(axis=1)
 
     def __call__(self, weights: np.ndarray) -> float:
-        """Corpus CIDEr-D of the weighted set of clips."""
-        weights = np.asarray(weights, dtype=float)
-        return float(weights @ self.clip_scores(weights) / weights.sum())
+        """Corpus CIDEr-D of one weighted set of clips, weights (N,)."""
+        return float(self.corpus(np.asarray(weights, dtype=float)[None])[0])
 
 
 # ---------------------------------------------------------------------------------
@@ -219,11 +244,12 @@ class CiderD:
 # ---------------------------------------------------------------------------------
 
 
-def corpus_statistics(table: pd.DataFrame) -> dict[str, Callable[[np.ndarray], float]]:
-    """``{metric: statistic(idx)}`` for every COCO metric, ``idx`` an (N,) array of rows
-    of ``table`` (the per-clip table of ``coco_metrics(..., per_clip=True)``); on
-    ``np.arange(N)`` each gives the corpus value ``coco_metrics`` reports."""
-    size = len(table)
+def corpus_statistics(table: pd.DataFrame) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """``{metric: statistic(weights)}`` for every COCO metric: ``weights`` (k, N) says how
+    many times each row of ``table`` (the per-clip table of ``coco_metrics(...,
+    per_clip=True)``) is in each of k resamples, the statistic gives the k values
+    (``bootstrap.bootstrap_weighted``); on a row of ones each gives the corpus value
+    ``coco_metrics`` reports."""
     preds, refs = table["prediction"].tolist(), table["references"].tolist()
     bleu = bleu_stats(preds, refs)
     meteor = meteor_stats(table["meteor_stats"].tolist())
@@ -231,9 +257,9 @@ def corpus_statistics(table: pd.DataFrame) -> dict[str, Callable[[np.ndarray], f
     cider = CiderD(preds, refs)
 
     def bleu_k(k: int):
-        return lambda idx: bleu_from_stats(bleu, weights_of(idx, size))[k]
+        return lambda weights: bleu_scores(bleu, weights)[:, k]
 
     return {**{f"BLEU-{k + 1}": bleu_k(k) for k in range(4)},
-            "METEOR": lambda idx: meteor_from_stats(meteor, weights_of(idx, size)),
-            "ROUGE-L": lambda idx: float(rouge[idx].mean()),
-            "CIDEr": lambda idx: cider(weights_of(idx, size))}
+            "METEOR": lambda weights: meteor_scores(meteor, weights),
+            "ROUGE-L": lambda weights: weights @ rouge / weights.sum(axis=1),
+            "CIDEr": cider.corpus}

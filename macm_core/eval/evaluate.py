@@ -4,7 +4,8 @@
 the COCO metrics against each clip's fine caption (``coco.py``) and the grounded
 fine-grained metrics against its labels (``grounded.py``), each with a percentile
 bootstrap interval over clips (``bootstrap.py``).  All metrics are resampled on the same
-clips (one seed), and corpus metrics are recomputed on each resample (``corpus.py``).
+clips (one seed), and corpus metrics are recomputed on each resample (``corpus.py``), a
+block of resamples per numpy call (``bootstrap.bootstrap_weighted``).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from .bootstrap import bootstrap_ci, weights_of
+from .bootstrap import bootstrap_weighted
 from .coco import COCO_METRICS, coco_metrics
 from .corpus import corpus_statistics
 from .grounded import GROUNDED_METRICS, count_columns, grounded_metrics, pooled
@@ -33,12 +34,13 @@ def benchmark_tables(benchmark_or_tables) -> tuple[pd.DataFrame, pd.DataFrame]:
     return clips, segments
 
 
-def grounded_statistics(table: pd.DataFrame) -> dict[str, Callable[[np.ndarray], float]]:
-    """``{metric: statistic(idx)}`` for the grounded metrics of a per-clip count table."""
-    size, columns = len(table), count_columns(table)
+def grounded_statistics(table: pd.DataFrame) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """``{metric: statistic(weights)}`` for the grounded metrics of a per-clip count table:
+    weights (k, N) of k resamples -> (k,) (``bootstrap.bootstrap_weighted``)."""
+    columns = count_columns(table)
 
     def metric(name: str):
-        return lambda idx: pooled(name, columns, weights_of(idx, size))
+        return lambda weights: pooled(name, columns, weights)
 
     return {name: metric(name) for name in GROUNDED_METRICS}
 
@@ -69,9 +71,9 @@ def evaluate_captions(predictions: Mapping[str, str], benchmark_or_tables, *,
     out: dict[str, float] = {"n_clips": float(size)}
     for name in METRICS:
         if bootstrap > 0:
-            value, low, high = bootstrap_ci(statistics[name], size=size, n=bootstrap,
-                                            seed=seed, level=level)
+            value, low, high = bootstrap_weighted(statistics[name], size=size, n=bootstrap,
+                                                  seed=seed, level=level)
         else:
-            value, low, high = statistics[name](np.arange(size)), float("nan"), float("nan")
+            value, low, high = statistics[name](np.ones((1, size)))[0], float("nan"), float("nan")
         out[name], out[f"{name}_low"], out[f"{name}_high"] = float(value), low, high
     return out

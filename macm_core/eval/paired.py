@@ -3,9 +3,9 @@
 Two decoders (or two models) caption the same clips; their grounded metrics are pooled
 ratios over clips (``grounded.pooled``), so their difference is not a mean of per-clip
 differences.  ``paired_difference`` resamples the clips once for both sets: each
-resample weights every clip the same way in A and in B (``bootstrap.weights_of``), and
-the interval is the percentile interval of the pooled A minus pooled B
-(``bootstrap.bootstrap_ci``; resamples where either metric is undefined are left out).
+resample weights every clip the same way in A and in B, and the interval is the
+percentile interval of the pooled A minus pooled B (``bootstrap.bootstrap_weighted``;
+resamples where either metric is undefined are left out).
 
 ``interval_direction`` reads such an interval ("yes": above 0, "unclear": positive but
 reaching 0, "no": not positive, "none": undefined) and ``format_interval`` writes it.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .bootstrap import bootstrap_ci, weights_of
+from .bootstrap import bootstrap_weighted
 from .grounded import count_columns, pooled
 
 
@@ -26,17 +26,16 @@ def paired_difference(table_a: pd.DataFrame, table_b: pd.DataFrame, metric: str,
 
     table_a, table_b: per-clip count tables of ``grounded_metrics`` on the same clips in
     the same order; metric: a name of ``GROUNDED_METRICS``; n, seed, level: as
-    ``bootstrap_ci`` (the same seed resamples the same clips for every metric).
+    ``bootstrap_weighted`` (the same seed resamples the same clips for every metric).
     """
     if list(table_a.index) != list(table_b.index):
         raise ValueError("the two caption sets must be scored on the same clips in the same order")
     ca, cb, size = count_columns(table_a), count_columns(table_b), len(table_a)
 
-    def difference(idx: np.ndarray) -> float:
-        w = weights_of(idx, size)
-        return pooled(metric, ca, w) - pooled(metric, cb, w)
+    def difference(weights: np.ndarray) -> np.ndarray:
+        return pooled(metric, ca, weights) - pooled(metric, cb, weights)
 
-    return bootstrap_ci(difference, size=size, n=n, seed=seed, level=level)
+    return bootstrap_weighted(difference, size=size, n=n, seed=seed, level=level)
 
 
 def interval_direction(estimate: float, low: float) -> str:
