@@ -103,19 +103,26 @@ def evaluate_profile(profile: str | Profile, *, split: str = "test", seeds: list
     return pd.DataFrame(rows)
 
 
+# a scoring process's start (imports, loading the METEOR jar) costs about what scoring 5-6 test-split
+# sets does (cpu profile: the main-results chapter's 27 sets took 59 s here and 30 s in two processes;
+# the latency and open-questions chapters' 6 sets each took longer in two processes than here)
+SETS_PER_PROCESS = 6
+
+
 def score_sets(profile: Profile, decoded: list[tuple[pd.DataFrame, pd.DataFrame | None]], *,
                seed: int = 0) -> None:
     """Score (``score_captions``) every (captions, QA answers or None) of ``decoded`` that is
     not cached yet, ``profile.threads`` sets at a time in spawned processes (one thread
-    each).  Scoring is Python and a Java subprocess (METEOR), one core's work per set; the
-    scores are the same whichever process computes them.  Afterwards ``score_captions``
-    reads each from the cache."""
+    each) when there are at least ``SETS_PER_PROCESS`` per process, else here.  Scoring is
+    Python and a Java subprocess (METEOR), one core's work per set; the scores are the same
+    whichever process computes them.  Afterwards ``score_captions`` reads each from the
+    cache."""
     from concurrent.futures import ProcessPoolExecutor
 
     from .determinism import spawned_with_threads
 
     todo = [(c, a) for c, a in decoded if not _scores_path(profile, c, a, seed).is_file()]
-    jobs = min(profile.threads, len(todo))
+    jobs = min(profile.threads, len(todo) // SETS_PER_PROCESS)
     if jobs < 2:
         for captions, answers in todo:
             score_captions(profile, captions, qa=answers, seed=seed)

@@ -219,11 +219,12 @@ def test_blocks_of_resamples_score_as_one_resample_at_a_time(smoke, captions, co
 
 
 @needs_java
-def test_sets_scored_in_parallel_processes_equal_sets_scored_here(smoke, captions):
+def test_sets_scored_in_parallel_processes_equal_sets_scored_here(smoke, captions, monkeypatch):
     """``score_sets`` with two processes caches, for every set, exactly what
     ``score_captions`` computes in this process."""
     from dataclasses import replace
 
+    from macm_core import results
     from macm_core.config import load_profile
     from macm_core.results import _scores_path, score_captions, score_sets
 
@@ -232,6 +233,7 @@ def test_sets_scored_in_parallel_processes_equal_sets_scored_here(smoke, caption
     sets = [pd.DataFrame({"clip_id": test_ids, "caption": [captions[k][cid] for cid in test_ids]}) for k in (1, 2)]
     answers = pd.DataFrame({"answer": ["yes", "no"], "gold": ["yes", "yes"]})
     decoded = [(sets[0], None), (sets[1], answers)]
+    monkeypatch.setattr(results, "SETS_PER_PROCESS", 1)
     score_sets(replace(profile, threads=2), decoded, seed=3)        # two processes, into the shared cache
     paths = [_scores_path(profile, c, a, 3) for c, a in decoded]
     assert all(path.is_file() for path in paths)
