@@ -76,8 +76,9 @@ def pathway_prompts(model, tokenizer, *, visual, motion, visual_noised=None,
     QA question), default the captioning instruction.
 
     Each distinct prompt is tokenized once per pathway and tokenizer (``_prompt_ids``), and
-    the clips whose prompts have the same length are embedded and projected in one call (row b of a call is clip b's
-    prompt with clip b's features, as ``prompt_embeddings`` of that clip alone)."""
+    the clips whose prompts have the same length are embedded and projected in one call
+    (row b of a call is clip b's prompt with clip b's features, as ``prompt_embeddings`` of
+    that clip alone)."""
     visual, motion = _as_tensor(visual), _as_tensor(motion)
     count = visual.shape[0]
     prompts = prompts or [DEFAULT_INSTRUCTION] * count

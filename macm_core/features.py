@@ -19,7 +19,6 @@ keyed by the config and the source of the code that computes it, written atomica
 """
 from __future__ import annotations
 
-
 import json
 import sys
 import time
@@ -131,7 +130,7 @@ def load_features(profile: str | Profile, split: str, *, keyframes: str = "unifo
             return whole
         first = whole.rows(whole.clip_ids[:num_clips])
         return replace(first, info={**whole.info, "clips": num_clips,
-                                                "rows_of": f"the first {num_clips} of {len(whole)}"})
+                                    "rows_of": f"the first {num_clips} of {len(whole)}"})
     # both modes' files, keyed once: a computation writes where this call then reads
     paths = {mode: features_path(profile, split, mode, occlusion, num_clips) for mode in KEYFRAME_MODES}
     path = paths[keyframes]
