@@ -202,11 +202,11 @@ def run_notebooks(*, profile: str = "cpu", seed: int | None = None, only: list[s
             os.environ.pop(figures.DEFER_ENV)
         else:
             os.environ[figures.DEFER_ENV] = deferred
-        start = time.perf_counter()
-        written = figures.export_pending(resolve(config.book.figures_dir))
-        if written:
-            tqdm.write(f"figures: {len(written)} files exported in {time.perf_counter() - start:.1f} s",
-                       file=sys.stderr)
+    # after a failed notebook the figures of the others stay pending: the next run exports them
+    start = time.perf_counter()
+    written = figures.export_pending(resolve(config.book.figures_dir))
+    if written:
+        tqdm.write(f"figures: {len(written)} files exported in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     return results
 
 

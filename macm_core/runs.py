@@ -214,7 +214,7 @@ def train_runs(profile: str | Profile, runs: list[tuple[str, int]], *, jobs: int
     Every run trains with ``run_threads(profile)`` threads whatever ``jobs`` is, so the
     weights are the same as one by one.  The train features and the tokenizer are made
     first, here, so that no two processes make them at once.  Each process trains a lane
-    of runs whose estimated costs (``run_cost``) add up to about the same as the others'
+    of runs whose estimated costs (``run_costs``) add up to about the same as the others'
     (``balanced_lanes``).  A failed run raises its error here once the others have
     finished (those stay cached).
     """
@@ -231,7 +231,7 @@ def train_runs(profile: str | Profile, runs: list[tuple[str, int]], *, jobs: int
             load_features(profile, "train", keyframes=keyframes, progress=progress)
         # each process trains one lane of runs; the lanes' estimated costs are as even as
         # possible, so that the processes finish at about the same time
-        costs = {v: run_cost(profile, v, tokenizer) for v in {v for v, _ in todo}}
+        costs = run_costs(profile, sorted({v for v, _ in todo}), tokenizer)
         lanes = balanced_lanes([costs[v] for v, _ in todo], min(jobs, len(todo)))
         with spawned_with_threads(run_threads(profile)) as context, \
                 ProcessPoolExecutor(max_workers=len(lanes), mp_context=context) as pool:
@@ -260,9 +260,9 @@ def _train_lane(profile: Profile, runs: list[tuple[str, int]]) -> list[BaseExcep
 TARGET_TOKEN_COST = 1.7
 
 
-def run_cost(profile: Profile, variant: str, tokenizer) -> float:
-    """Estimated training cost of a run of ``variant``: the mean number of tokens one
-    training item puts through the decoder (its prompt, with the feature tokens of each
+def run_costs(profile: Profile, variants, tokenizer) -> dict[str, float]:
+    """Estimated training cost of a run of each of ``variants``: the mean number of tokens
+    one training item puts through the decoder (its prompt, with the feature tokens of each
     conditioning weighted by the pathway-dropout probabilities, plus ``TARGET_TOKEN_COST``
     times its target: a caption, or a QA question and answer for ``qa_fraction`` of the
     items), times the items it trains on.  On the cpu profile, relative to baseline-fine,
@@ -271,7 +271,7 @@ def run_cost(profile: Profile, variant: str, tokenizer) -> float:
     from .model.tokenizer import CONDITIONINGS, build_inputs
     from .train.dataset import CONDITIONING_PRESETS
 
-    v, t, f = get_variant(variant), profile.train, profile.features
+    t, f = profile.train, profile.features
     bench = Benchmark.load(profile)
     clips = bench.split("train")
     qa = bench.qa[bench.qa["clip_id"].isin(clips.index)]
@@ -282,12 +282,19 @@ def run_cost(profile: Profile, variant: str, tokenizer) -> float:
         return float(np.mean([len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]])) \
             if texts else 0.0
 
-    prompt = sum(p * len(build_inputs(tokenizer, num_video_tokens=feature_tokens, num_motion_tokens=feature_tokens,
-                                      conditioning=c).input_ids)
-                 for p, c in zip(CONDITIONING_PRESETS[v.conditioning], CONDITIONINGS))
-    target = (1 - t.qa_fraction) * mean_tokens(clips[v.captions]) + \
-        t.qa_fraction * (mean_tokens(qa["question"]) + mean_tokens(qa["answer"]))
-    return (prompt + TARGET_TOKEN_COST * target) * t.batch_size * (t.stage1_steps + t.stage2_steps)
+    prompt_tokens = {c: len(build_inputs(tokenizer, num_video_tokens=feature_tokens, num_motion_tokens=feature_tokens,
+                                         conditioning=c).input_ids) for c in CONDITIONINGS}
+    qa_tokens = mean_tokens(qa["question"]) + mean_tokens(qa["answer"])
+    caption_tokens: dict[str, float] = {}
+    costs = {}
+    for variant in variants:
+        v = get_variant(variant)
+        if v.captions not in caption_tokens:
+            caption_tokens[v.captions] = mean_tokens(clips[v.captions])
+        prompt = sum(p * prompt_tokens[c] for p, c in zip(CONDITIONING_PRESETS[v.conditioning], CONDITIONINGS))
+        target = (1 - t.qa_fraction) * caption_tokens[v.captions] + t.qa_fraction * qa_tokens
+        costs[variant] = (prompt + TARGET_TOKEN_COST * target) * t.batch_size * (t.stage1_steps + t.stage2_steps)
+    return costs
 
 
 def balanced_lanes(costs: list[float], lanes: int) -> list[list[int]]:
@@ -300,9 +307,12 @@ def balanced_lanes(costs: list[float], lanes: int) -> list[list[int]]:
     order = sorted(range(len(costs)), key=lambda i: (-costs[i], i))
     if lanes == 2 and len(costs) <= 16:
         total = sum(costs)
-        best = min(range(1 << len(costs)), key=lambda mask: (
-            max(sum(c for i, c in enumerate(costs) if mask >> i & 1), total - sum(
-                c for i, c in enumerate(costs) if mask >> i & 1)), mask))
+
+        def largest_lane(mask: int) -> float:
+            first = sum(c for i, c in enumerate(costs) if mask >> i & 1)
+            return max(first, total - first)
+
+        best = min(range(1 << len(costs)), key=lambda mask: (largest_lane(mask), mask))
         split = [[i for i in order if best >> i & 1], [i for i in order if not best >> i & 1]]
         return [lane for lane in split if lane]
     loads, out = [0.0] * lanes, [[] for _ in range(lanes)]

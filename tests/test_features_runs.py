@@ -365,7 +365,7 @@ def test_lanes_of_runs_are_balanced_by_their_estimated_cost(smoke):
     best split for two lanes); coarse captions and visual-only prompts are cheaper."""
     from itertools import product
 
-    from macm_core.runs import balanced_lanes, load_caption_tokenizer, run_cost
+    from macm_core.runs import balanced_lanes, load_caption_tokenizer, run_costs
 
     costs = [141, 141, 141, 136, 129, 129, 129, 105, 92, 92, 92]  # the cpu profile's run times (s)
     lanes = balanced_lanes(costs, 2)
@@ -380,6 +380,6 @@ def test_lanes_of_runs_are_balanced_by_their_estimated_cost(smoke):
     with pytest.raises(ValueError, match="lanes must be >= 1"):
         balanced_lanes([1.0], 0)
     tokenizer = load_caption_tokenizer(smoke, progress=False)
-    cost = {v: run_cost(smoke, v, tokenizer) for v in ("baseline-coarse", "baseline-fine", "macm-coarse", "macm")}
+    cost = run_costs(smoke, ["baseline-coarse", "baseline-fine", "macm-coarse", "macm"], tokenizer)
     assert cost["baseline-coarse"] < cost["baseline-fine"] < cost["macm"]
     assert cost["baseline-coarse"] < cost["macm-coarse"] < cost["macm"]
