@@ -120,10 +120,7 @@ def load_features(profile: str | Profile, split: str, *, keyframes: str = "unifo
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
     if keyframes not in KEYFRAME_MODES:
         raise ValueError(f"keyframes must be one of {KEYFRAME_MODES}, got {keyframes!r}")
-    if not 0.0 <= occlusion < 1.0:
-        raise ValueError(f"occlusion must lie in [0, 1), got {occlusion}")
-    if num_clips is not None and num_clips < 1:
-        raise ValueError(f"num_clips must be >= 1 or None (the whole split), got {num_clips}")
+    _check_request(split, occlusion, num_clips)
     if occlusion == 0.0 and num_clips is not None:
         whole = load_features(profile, split, keyframes=keyframes, force=force, progress=progress)
         if num_clips >= len(whole):
@@ -132,18 +129,27 @@ def load_features(profile: str | Profile, split: str, *, keyframes: str = "unifo
         return replace(first, info={**whole.info, "clips": num_clips,
                                     "rows_of": f"the first {num_clips} of {len(whole)}"})
     # both modes' files, keyed once: a computation writes where this call then reads
-    paths = {mode: features_path(profile, split, mode, occlusion, num_clips) for mode in KEYFRAME_MODES}
-    path = paths[keyframes]
+    feature_set = _feature_set(profile, split, float(occlusion), num_clips)
+    path = feature_set.paths[keyframes]
     if force or not path.is_file():
         # computed with feature_threads(profile), whatever the caller's thread count: the
         # cached numbers must not depend on which notebook or command computed them first
-        _compute(profile, split, occlusion=occlusion, num_clips=num_clips, paths=paths, progress=progress)
+        _compute(profile, [feature_set], progress=progress)
     with np.load(path, allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files}
     info = json.loads(str(arrays.pop("info")))
     noised = arrays.pop("visual_noised") if "visual_noised" in arrays else None
     return PathwayFeatures(clip_ids=tuple(str(c) for c in arrays.pop("clip_ids")), visual_noised=noised,
                            info=info, **arrays)
+
+
+def _check_request(split: str, occlusion: float, num_clips: int | None) -> None:
+    if not isinstance(split, str):
+        raise TypeError(f"split must be a split's name, got {split!r}")
+    if not 0.0 <= occlusion < 1.0:
+        raise ValueError(f"occlusion must lie in [0, 1), got {occlusion}")
+    if num_clips is not None and num_clips < 1:
+        raise ValueError(f"num_clips must be >= 1 or None (the whole split), got {num_clips}")
 
 
 # ---------------------------------------------------------------------------------
@@ -190,29 +196,29 @@ def feature_threads(profile: Profile) -> int:
 
 class _FeatureMaker:
     """What one process needs to turn batches of clips into features: the benchmark, the
-    pose backend and the frozen encoder, loaded once."""
+    pose backend and the frozen encoder, loaded once for the batches of every set."""
 
-    def __init__(self, profile: Profile, split: str, occlusion: float):
+    def __init__(self, profile: Profile):
         from .model.vision import VisionEncoderConfig, build_vision_encoder
         from .pose.backends import make_backend
 
-        self.profile, self.occlusion = profile, occlusion
+        self.profile = profile
         self.bench = Benchmark.load(profile)
         self.pose = make_backend(profile.pose.backend, profile)
         self.encoder = build_vision_encoder(VisionEncoderConfig.from_dict(vision_config(profile))).freeze()
-        self.with_noised = split in EVAL_SPLITS
 
-    def batch(self, batch: list[str], first: int) -> dict[str, dict[str, list]]:
-        """Per keyframe mode, the ``_ARRAYS`` of the clips ``batch`` (``first``: the index of
-        its first clip in the split, which seeds VCD's noise): render and pose once, then
-        per mode the keyframes, the fit, the motion view and the encoder."""
+    def batch(self, split: str, occlusion: float, batch: list[str], first: int) -> dict[str, dict[str, list]]:
+        """Per keyframe mode, the ``_ARRAYS`` of the clips ``batch`` of ``split`` rendered with
+        ``occlusion`` (``first``: the index of its first clip in the split, which seeds VCD's
+        noise): render and pose once, then per mode the keyframes, the fit, the motion view
+        and the encoder.  Nothing is kept from one batch to the next."""
         from .fit.fitter import COCO17_MAP, fit_tracks, mpjpe, pa_mpjpe
         from .render import overlay_body
         from .render.occlusion import recover_zoom_crop
 
         profile, bench, encoder, f = self.profile, self.bench, self.encoder, self.profile.features
         out = {mode: {name: [] for name in _ARRAYS} for mode in KEYFRAME_MODES}
-        renders = [bench.render(c, occlusion=self.occlusion) for c in batch]
+        renders = [bench.render(c, occlusion=occlusion) for c in batch]
         frames = torch.cat([r.frames for r in renders]).numpy()
         tracks = self.pose(frames, fps=profile.data.fps)
         crops = []
@@ -252,7 +258,7 @@ class _FeatureMaker:
             with torch.inference_mode():
                 out[mode]["visual"].append(encoder(rgb).half().numpy())
                 out[mode]["motion"].append(encoder(motion).half().numpy())
-                if self.with_noised:
+                if split in EVAL_SPLITS:
                     generator = torch.Generator().manual_seed(profile.seed * 1_000_003 + first)
                     out[mode]["visual_noised"].append(
                         encoder(noised(rgb, f.vcd_noise, generator)).half().numpy())
@@ -262,20 +268,75 @@ class _FeatureMaker:
 _WORKER: _FeatureMaker | None = None
 
 
-def _start_worker(profile: Profile, split: str, occlusion: float) -> None:
+def _start_worker(profile: Profile) -> None:
     global _WORKER
     torch.set_num_threads(feature_threads(profile))
-    _WORKER = _FeatureMaker(profile, split, occlusion)
+    _WORKER = _FeatureMaker(profile)
 
 
-def _worker_batch(batch: list[str], first: int) -> dict[str, dict[str, list]]:
-    return _WORKER.batch(batch, first)
+def _worker_batch(split: str, occlusion: float, batch: list[str], first: int) -> dict[str, dict[str, list]]:
+    return _WORKER.batch(split, occlusion, batch, first)
 
 
-def _compute(profile: Profile, split: str, *, occlusion: float, num_clips: int | None,
-             paths: dict[str, Path], progress: bool) -> None:
-    """Both keyframe modes of a split, batch after batch (``features.batch_clips`` clips),
-    spread over ``features.workers`` spawned processes; each mode is written to its own file."""
+@dataclass(frozen=True)
+class _FeatureSet:
+    """One cached set: a split's first ``num_clips`` clips (None: all) with ``occlusion``,
+    written to one file per keyframe mode (``paths``)."""
+
+    split: str
+    occlusion: float
+    num_clips: int | None
+    paths: dict[str, Path]
+
+    @property
+    def label(self) -> str:
+        return f"{self.split} occ={self.occlusion:g}" + ("" if self.num_clips is None else f" n={self.num_clips}")
+
+
+def _feature_set(profile: Profile, split: str, occlusion: float, num_clips: int | None) -> _FeatureSet:
+    return _FeatureSet(split, occlusion, num_clips,
+                       {mode: features_path(profile, split, mode, occlusion, num_clips) for mode in KEYFRAME_MODES})
+
+
+def book_feature_sets(profile: str | Profile) -> list[tuple[str, float, int | None]]:
+    """(split, occlusion, num_clips) of every feature set the book's chapters read: the
+    training split, the evaluation splits, and the occlusion sweep's severities (its
+    severity 0 is rows of the test split's set)."""
+    profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    f = profile.features
+    sweep = [("test", float(s), int(f.occlusion_clips)) for s in f.occlusion_severities if float(s) > 0]
+    return [("train", 0.0, None), *[(split, 0.0, None) for split in EVAL_SPLITS], *sweep]
+
+
+def compute_features(profile: str | Profile, requests: list[tuple[str, float, int | None]], *,
+                     force: bool = False, progress: bool = True) -> list[str]:
+    """Compute the missing sets of ``requests`` ((split, occlusion, num_clips) each, as
+    ``load_features`` takes them) in ONE pool of ``features.workers`` processes; return
+    the labels of the sets computed.
+
+    The same numbers as one ``load_features`` call per set (every batch is the batch that
+    call would compute, with the same seed), at less cost: the workers start once, and
+    the batches of all sets keep both busy until the end, where one set alone would
+    leave a worker idle on its last batch.
+    """
+    profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    sets: dict[tuple, _FeatureSet] = {}
+    for split, occlusion, num_clips in requests:
+        _check_request(split, occlusion, num_clips)
+        if occlusion == 0.0:
+            num_clips = None  # the first rows of the whole split (load_features)
+        feature_set = _feature_set(profile, split, float(occlusion), num_clips)
+        if force or not all(path.is_file() for path in feature_set.paths.values()):
+            sets.setdefault((split, round(float(occlusion), 4), num_clips), feature_set)
+    if sets:
+        _compute(profile, list(sets.values()), progress=progress)
+    return [feature_set.label for feature_set in sets.values()]
+
+
+def _compute(profile: Profile, sets: list[_FeatureSet], *, progress: bool) -> None:
+    """Both keyframe modes of every set, batch after batch (``features.batch_clips`` clips
+    of one set each), spread over ``features.workers`` spawned processes; each set's modes
+    are written to their files as soon as its last batch is in."""
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm.auto import tqdm
@@ -283,14 +344,19 @@ def _compute(profile: Profile, split: str, *, occlusion: float, num_clips: int |
     from .pose.train_vitpose import load_or_train
 
     start = time.perf_counter()
-    clip_ids = Benchmark.load(profile).split(split).index.tolist()
-    if num_clips is not None:
-        clip_ids = clip_ids[:num_clips]
-    if not clip_ids:
-        raise ValueError(f"split {split!r} of profile {profile.name!r} has no clips")
+    bench = Benchmark.load(profile)
     f = profile.features
-    batches = [(clip_ids[first:first + f.batch_clips], first) for first in range(0, len(clip_ids), f.batch_clips)]
-    bar = tqdm(total=len(clip_ids), desc=f"features {split} occ={occlusion:g}", unit="clip",
+    clips_of, batches = {}, []  # batches: (set index, clip ids, index of the first in the split)
+    for i, feature_set in enumerate(sets):
+        clip_ids = bench.split(feature_set.split).index.tolist()
+        if feature_set.num_clips is not None:
+            clip_ids = clip_ids[:feature_set.num_clips]
+        if not clip_ids:
+            raise ValueError(f"split {feature_set.split!r} of profile {profile.name!r} has no clips")
+        clips_of[i] = clip_ids
+        batches += [(i, clip_ids[first:first + f.batch_clips], first) for first in range(0, len(clip_ids), f.batch_clips)]
+    desc = "features " + (sets[0].label if len(sets) == 1 else f"{len(sets)} sets")
+    bar = tqdm(total=sum(len(c) for c in clips_of.values()), desc=desc, unit="clip",
                file=sys.stderr, disable=not progress, dynamic_ncols=True)
     # always in spawned processes, even one: each starts with its thread pools capped at
     # feature_threads (spawned_with_threads), whatever process asks for the features and
@@ -298,28 +364,42 @@ def _compute(profile: Profile, split: str, *, occlusion: float, num_clips: int |
     if profile.pose.backend == "vitpose-tiny":  # a missing one trains on first use: here, once, not in each worker
         load_or_train(profile, progress=progress)
     workers = min(f.workers, len(batches))
+    remaining = {i: sum(1 for b in batches if b[0] == i) for i in clips_of}
+    results: dict[int, list] = {i: [] for i in clips_of}
     with spawned_with_threads(feature_threads(profile)) as context, \
             ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
-                                initargs=(profile, split, occlusion)) as pool:
-        futures = [pool.submit(_worker_batch, batch, first) for batch, first in batches]
-        results = []
+                                initargs=(profile,)) as pool:
+        futures = [pool.submit(_worker_batch, sets[i].split, sets[i].occlusion, batch, first)
+                   for i, batch, first in batches]
         try:
-            for (batch, _), future in zip(batches, futures):  # in order
-                results.append(future.result())
+            for (i, batch, _), future in zip(batches, futures):  # in order
+                results[i].append(future.result())
                 bar.update(len(batch))
+                remaining[i] -= 1
+                if remaining[i] == 0:  # a set is written as soon as it is complete
+                    others = [s.label for j, s in enumerate(sets) if j != i]
+                    _write(profile, sets[i], clips_of[i], results.pop(i), workers=workers,
+                           seconds=round(time.perf_counter() - start, 1), others=others)
         except BaseException:
-            pool.shutdown(cancel_futures=True)  # a failed batch fails the split at once
+            pool.shutdown(cancel_futures=True)  # a failed batch fails the call at once (complete sets stay written)
             raise
     bar.close()
-    seconds = round(time.perf_counter() - start, 1)
+
+
+def _write(profile: Profile, feature_set: _FeatureSet, clip_ids: list[str], results: list, *,
+           workers: int, seconds: float, others: list[str]) -> None:
     for mode in KEYFRAME_MODES:
         parts = {name: [x for result in results for x in result[mode][name]] for name in _ARRAYS}
         arrays = {name: (np.concatenate(v) if name in ("visual", "motion", "visual_noised") else np.stack(v))
                   for name, v in parts.items() if v}
-        info = {"profile": profile.name, "split": split, "keyframes": mode, "occlusion": occlusion,
-                "clips": len(clip_ids), "pose_backend": profile.pose.backend, "encoder": f.encoder,
-                "workers": workers, "seconds_both_modes": seconds}
-        path = paths[mode]
+        # seconds: from the pool's start until this set was complete (with ``computed_with``
+        # the pool also computed those sets, their batches after this one's if listed before)
+        info = {"profile": profile.name, "split": feature_set.split, "keyframes": mode,
+                "occlusion": feature_set.occlusion, "clips": len(clip_ids), "pose_backend": profile.pose.backend,
+                "encoder": profile.features.encoder, "workers": workers, "seconds_both_modes": seconds}
+        if others:
+            info["computed_with"] = others
+        path = feature_set.paths[mode]
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:

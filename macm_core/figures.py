@@ -4,17 +4,23 @@ The HTML output of a figure carries no plotly.js (the book ships it once as a st
 file, see ``_config.yml``) and a div id derived from the figure's name, so executed
 notebooks are reproducible byte for byte and nbval can compare them.  ``export`` writes
 the static copies with kaleido, which drives Debian's chromium.  Under ``macm reproduce``
-(``DEFER_ENV`` set) ``export`` only leaves the figure in ``<out_dir>/.pending/``, and
-``export_pending`` renders every notebook's figures at the end with one browser: a browser
-takes ~2.5 s to start, once per notebook otherwise.
+(``DEFER_ENV`` set) ``export`` only leaves the figure in ``<out_dir>/.pending/``: a browser
+takes ~2.5 s to start, once per notebook otherwise.  ``exporting_in_background`` renders
+those jobs with one browser while the notebooks run, at the lowest CPU priority, so that
+the rendering takes the CPU time the notebooks leave idle; ``export_pending`` renders what
+is left.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import select
 import shutil
+import subprocess
+import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -26,6 +32,7 @@ logging.getLogger("choreographer").setLevel(logging.CRITICAL)
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 DEFER_ENV = "MACM_DEFER_FIGURE_EXPORT"  # set (to 1) by ``macm reproduce`` for the notebooks it runs
 PENDING_DIR = ".pending"
+RENDER_TIMEOUT = 90.0  # seconds an image may take (kaleido's default)
 
 
 def plotly_js_path() -> Path:
@@ -83,29 +90,77 @@ def export(fig: go.Figure, name: str, out_dir: str | os.PathLike, *,
     return paths
 
 
-def export_pending(out_dir: str | os.PathLike) -> list[Path]:
+def export_pending(out_dir: str | os.PathLike, *, timeout: float | None = RENDER_TIMEOUT) -> list[Path]:
     """Render the figures that deferred ``export`` calls left in ``<out_dir>/.pending``
-    (in one process: one browser), then remove their jobs; return the files written."""
+    (in one process: one browser), then remove their jobs; return the files written.
+
+    A job written again while it was being rendered (the same figure exported anew) is
+    left for the next call.  ``timeout``: seconds an image may take (None: no limit; the
+    browser's first start sets it for the process)."""
     import plotly.io as pio
 
     written = []
     for job in sorted((Path(out_dir) / PENDING_DIR).glob("*.json")):
+        seen = job.stat()
         data = json.loads(job.read_text())
         out = Path(out_dir)
         paths = [out / f"{job.stem}.png", out / f"{job.stem}.svg"]
-        _render(pio.from_json(data["figure"]), paths, width=data["width"], height=data["height"])
-        job.unlink()
+        _render(pio.from_json(data["figure"]), paths, width=data["width"], height=data["height"], timeout=timeout)
+        now = job.stat()
+        if (now.st_ino, now.st_mtime_ns) == (seen.st_ino, seen.st_mtime_ns):
+            job.unlink()
         written += paths
     return written
 
 
-def _render(fig: go.Figure, paths: list[Path], *, width: int, height: int) -> None:
+@contextmanager
+def exporting_in_background(out_dir: str | os.PathLike):
+    """While the block runs, a watcher process at the lowest CPU priority (nice 19, its
+    browser too) renders every job that appears in ``<out_dir>/.pending``.  At the end of
+    the block it renders what is left and stops; a job it could not render stays pending
+    (for ``export_pending``, which then raises its error).  The rendering thus takes the
+    CPU time that the block leaves idle (notebooks on one core), not time of its own."""
+    def lowest_priority() -> None:
+        # SCHED_IDLE: runs only on a core nothing else wants; kept by every thread and child
+        # (chromium sets its threads' nice values itself, so nice alone would not hold)
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+    watcher = subprocess.Popen([sys.executable, "-m", "macm_core.figures", str(out_dir)],
+                               stdin=subprocess.PIPE, preexec_fn=lowest_priority)
+    try:
+        yield
+    finally:
+        watcher.stdin.close()  # end of input: render what is left, then stop
+        watcher.wait()
+
+
+def watch_pending(out_dir: str | os.PathLike, *, interval: float = 1.0) -> None:
+    """Render the jobs of ``<out_dir>/.pending`` as they appear, until standard input ends
+    (``exporting_in_background``); then render what is left and return.  No time limit per
+    image: at idle priority an image waits for as long as the notebooks keep both cores busy."""
+    written = 0
+    while True:
+        ended = bool(select.select([sys.stdin], [], [], interval)[0])  # readable: at end of input
+        try:
+            written += len(export_pending(out_dir, timeout=None))
+        except Exception as err:  # noqa: BLE001 - the jobs stay pending; export_pending raises it again
+            print(f"figures: the background export stopped ({type(err).__name__}: {err}); "
+                  "the figures stay pending", file=sys.stderr)
+            return
+        if ended:
+            if written:
+                print(f"figures: {written} files exported in the background", file=sys.stderr)
+            return
+
+
+def _render(fig: go.Figure, paths: list[Path], *, width: int, height: int,
+            timeout: float | None = RENDER_TIMEOUT) -> None:
     import kaleido
     import plotly.io as pio
 
     os.environ.setdefault("BROWSER_PATH", find_chromium())
     # the options plotly would give a browser of its own (its request headers) go to the server
-    kaleido.start_sync_server(headers=pio.defaults.headers, silence_warnings=True)
+    kaleido.start_sync_server(headers=pio.defaults.headers, timeout=timeout, silence_warnings=True)
     paths[0].parent.mkdir(parents=True, exist_ok=True)
     for path in paths:
         tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
@@ -113,3 +168,7 @@ def _render(fig: go.Figure, paths: list[Path], *, width: int, height: int) -> No
             warnings.filterwarnings("ignore", message="The kopts argument is ignored if using a server")
             fig.write_image(tmp, format=path.suffix[1:], width=width, height=height)
         os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    watch_pending(sys.argv[1])

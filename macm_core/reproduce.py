@@ -183,28 +183,30 @@ def run_notebooks(*, profile: str = "cpu", seed: int | None = None, only: list[s
     results = []
     chosen = select(only, root)
     bar = tqdm(chosen.items(), desc=f"notebooks ({config.name})", unit="nb", file=sys.stderr)
+    figures_dir = resolve(config.book.figures_dir)
     deferred = os.environ.get(figures.DEFER_ENV)
-    os.environ[figures.DEFER_ENV] = "1"  # the kernels leave their static figures for one export at the end
+    os.environ[figures.DEFER_ENV] = "1"  # the kernels leave their static figures to one exporter
     try:
-        for name, source in bar:
-            bar.set_postfix_str(name)
-            output = out / f"{name}.ipynb"
-            key = run_key(source, profile, seed)
-            start = time.perf_counter()
-            reused = not force and output.is_file() and _recorded_key(output) == key
-            if not reused:
-                execute(name, source, output, profile=profile, seed=seed, key=key)
-            seconds = time.perf_counter() - start
-            results.append(RunResult(name, output, seconds, reused))
-            tqdm.write(f"{name}: {'reused' if reused else 'executed'} in {seconds:.1f} s", file=sys.stderr)
+        with figures.exporting_in_background(figures_dir):
+            for name, source in bar:
+                bar.set_postfix_str(name)
+                output = out / f"{name}.ipynb"
+                key = run_key(source, profile, seed)
+                start = time.perf_counter()
+                reused = not force and output.is_file() and _recorded_key(output) == key
+                if not reused:
+                    execute(name, source, output, profile=profile, seed=seed, key=key)
+                seconds = time.perf_counter() - start
+                results.append(RunResult(name, output, seconds, reused))
+                tqdm.write(f"{name}: {'reused' if reused else 'executed'} in {seconds:.1f} s", file=sys.stderr)
     finally:
         if deferred is None:
             os.environ.pop(figures.DEFER_ENV)
         else:
             os.environ[figures.DEFER_ENV] = deferred
-    # after a failed notebook the figures of the others stay pending: the next run exports them
+    # what the background export left (normally nothing; its error, if it failed, is raised here)
     start = time.perf_counter()
-    written = figures.export_pending(resolve(config.book.figures_dir))
+    written = figures.export_pending(figures_dir)
     if written:
         tqdm.write(f"figures: {len(written)} files exported in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     return results

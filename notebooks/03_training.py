@@ -52,7 +52,7 @@ from IPython.display import Markdown, display
 from macm_core import figures
 from macm_core.config import load_profile
 from macm_core.determinism import set_determinism
-from macm_core.features import load_features
+from macm_core.features import book_feature_sets, compute_features, load_features
 from macm_core.paths import resolve
 from macm_core.runs import load_variant, train_runs
 from macm_core.variants import VARIANTS
@@ -61,6 +61,10 @@ config = load_profile(profile)
 set_determinism(seed, threads=config.threads)
 figures_dir = resolve(config.book.figures_dir)
 seeds = list(config.train.seeds)
+# the features of every set the book reads (training split first, then the evaluation
+# splits and the occlusion sweep), in one pool of worker processes: they start once, and no
+# worker waits idle on a set's last batch
+compute_features(config, book_feature_sets(config), progress=False)
 start = time.perf_counter()
 wanted = [(variant, s) for variant in config.train.variants for s in config.train.seeds_for(variant)]
 folders = train_runs(config, wanted)  # train.parallel_runs at a time

@@ -54,7 +54,7 @@ from macm_core.config import load_profile
 from macm_core.data.benchmark import Benchmark
 from macm_core.determinism import set_determinism
 from macm_core.eval import format_interval, grounded_metrics, interval_direction, paired_difference, summarise
-from macm_core.features import load_features
+from macm_core.features import compute_features, load_features
 from macm_core.paths import resolve
 from macm_core.results import score_captions, score_sets
 from macm_core.variants import get_variant
@@ -73,6 +73,9 @@ num_clips = int(config.features.occlusion_clips)
 model_seed = config.train.seeds[0]
 keyframes = get_variant(VARIANT).keyframes
 
+# every severity's features in one pool of worker processes (the training chapter computes
+# them with the book's other sets; this computes those missing when the chapter runs alone)
+compute_features(config, [("test", severity, num_clips) for severity in severities], progress=False)
 pose_rows, score_rows, clip_tables, clip_confidence, captioned = [], [], {}, {}, {}
 for severity in severities:
     feats = load_features(config, "test", keyframes=keyframes, occlusion=severity, num_clips=num_clips,

@@ -69,6 +69,20 @@ def test_rebuild_is_reused_and_identical(smoke, tmp_path, monkeypatch):
     np.testing.assert_array_equal(again.arrays["body_pose"], smoke.arrays["body_pose"])
 
 
+def test_clips_made_by_worker_processes_are_the_clips_made_in_order(smoke, tmp_path, monkeypatch):
+    """The build hands the clips out to spawned processes in tasks; smaller tasks than the
+    default make the two workers share the smoke benchmark's 48 clips."""
+    from macm_core.data import benchmark
+
+    monkeypatch.setattr(benchmark, "CLIPS_PER_TASK", 7)
+    benchmark._build(load_profile("smoke"), tmp_path, progress=False, workers=2)
+    built = Benchmark(tmp_path)
+    for name in ("clips", "segments", "qa"):
+        pd.testing.assert_frame_equal(getattr(built, name), getattr(smoke, name))
+    for name, values in smoke.arrays.items():
+        np.testing.assert_array_equal(built.arrays[name], values, err_msg=name)
+
+
 def test_render_on_demand_matches_a_fresh_clip(smoke):
     data = load_profile("smoke").data
     clip_id = smoke.split("test").index[0]

@@ -170,25 +170,51 @@ def test_runs_trained_in_parallel_processes_equal_runs_trained_one_by_one(smoke)
 
 
 @pytest.mark.slow
-def test_features_do_not_depend_on_how_many_worker_processes_compute_them(smoke, tmp_path):
-    from macm_core.features import KEYFRAME_MODES, _compute, feature_threads
+def test_features_do_not_depend_on_how_many_worker_processes_compute_them_or_what_else_they_compute(
+        smoke, tmp_path):
+    """Two workers computing two sets in one pool (their batches interleaved over the
+    workers) write the same numbers as one worker computing each set in a pool of its own."""
+    from macm_core.features import KEYFRAME_MODES, _compute, _FeatureSet, feature_threads
 
     # the same thread count per batch (1): two workers, or one
     two = replace(smoke, threads=2, features=replace(smoke.features, workers=2, batch_clips=4))
     one = replace(smoke, threads=1, features=replace(smoke.features, workers=1, batch_clips=4))
     assert feature_threads(two) == feature_threads(one) == 1
-    written = {}
-    for name, profile in (("two", two), ("one", one)):
-        paths = {mode: tmp_path / name / mode / "features.npz" for mode in KEYFRAME_MODES}
-        _compute(profile, "test", occlusion=0.3, num_clips=10, paths=paths, progress=False)  # batches of 4, 4, 2
-        written[name] = {mode: dict(np.load(path)) for mode, path in paths.items()}
-    for mode in KEYFRAME_MODES:
-        a, b = written["two"][mode], written["one"][mode]
-        assert json.loads(str(a["info"]))["workers"] == 2 and json.loads(str(b["info"]))["workers"] == 1
-        assert len(a["clip_ids"]) == 10 and a["visual_noised"].shape[0] == 10
-        for name in a:
-            if name != "info":
-                assert np.array_equal(a[name], b[name]), (mode, name)
+    requests = [("test", 0.3, 10), ("test_heldout", 0.6, 5)]  # batches of 4, 4, 2, then 4, 1
+
+    def feature_set(name, split, occlusion, num_clips):
+        folder = tmp_path / name / f"{split}-{occlusion}"
+        return _FeatureSet(split, occlusion, num_clips, {mode: folder / mode / "features.npz" for mode in KEYFRAME_MODES})
+
+    together = [feature_set("two", *request) for request in requests]
+    _compute(two, together, progress=False)
+    alone = [feature_set("one", *request) for request in requests]
+    for one_set in alone:
+        _compute(one, [one_set], progress=False)
+    for a_set, b_set, (split, occlusion, num_clips) in zip(together, alone, requests):
+        for mode in KEYFRAME_MODES:
+            a, b = dict(np.load(a_set.paths[mode])), dict(np.load(b_set.paths[mode]))
+            a_info, b_info = json.loads(str(a["info"])), json.loads(str(b["info"]))
+            assert a_info["workers"] == 2 and b_info["workers"] == 1
+            assert a_info["split"] == split and a_info["occlusion"] == occlusion and a_info["clips"] == num_clips
+            assert len(a_info["computed_with"]) == 1 and "computed_with" not in b_info
+            assert len(a["clip_ids"]) == num_clips and a["visual_noised"].shape[0] == num_clips
+            for name in a:
+                if name != "info":
+                    assert np.array_equal(a[name], b[name]), (split, mode, name)
+
+
+def test_compute_features_computes_only_the_missing_sets_and_checks_requests(smoke, test_features):
+    from macm_core.features import book_feature_sets, compute_features
+
+    assert compute_features(smoke, [("test", 0.0, None), ("test", 0.0, 3)], progress=False) == []  # cached
+    with pytest.raises(ValueError, match="occlusion must lie in"):
+        compute_features(smoke, [("test", 1.0, None)])
+    with pytest.raises(KeyError, match="no split 'heldout'"):
+        compute_features(smoke, [("heldout", 0.0, None)], force=True)
+    f = smoke.features
+    assert book_feature_sets(smoke) == [("train", 0.0, None), ("test", 0.0, None), ("test_heldout", 0.0, None)] + [
+        ("test", float(s), f.occlusion_clips) for s in f.occlusion_severities if s > 0]
 
 
 def test_a_run_is_keyed_by_its_thread_count_not_by_how_many_runs_train_at_once(smoke):

@@ -39,3 +39,23 @@ def test_deferred_exports_are_rendered_at_the_end(tmp_path, monkeypatch):
     assert png_size(png) == (310, 210) and "deferred" in svg.read_text() and "right foot" in svg.read_text()
     assert list((tmp_path / figures.PENDING_DIR).iterdir()) == []
     assert figures.export_pending(tmp_path) == [] and figures.export_pending(tmp_path / "none") == []
+
+
+def test_deferred_figures_are_exported_in_the_background_while_the_block_runs(tmp_path, monkeypatch):
+    """``macm reproduce`` runs the notebooks inside ``exporting_in_background``: a job left
+    by a notebook is rendered while the next one runs, and the jobs left when the block
+    ends are rendered before it returns; nothing stays pending."""
+    import time
+
+    monkeypatch.setenv(figures.DEFER_ENV, "1")
+    with figures.exporting_in_background(tmp_path):
+        png, svg = figures.export(go.Figure(go.Bar(x=["hand"], y=[1]), layout_title_text="during"),
+                                  "during", tmp_path, width=300, height=200)
+        deadline = time.monotonic() + 120
+        while not (png.exists() and svg.exists()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert png_size(png) == (300, 200) and "during" in svg.read_text()
+        png2, svg2 = figures.export(go.Figure(go.Scatter(x=[0, 1], y=[1, 0]), layout_title_text="last"),
+                                    "last", tmp_path, width=320, height=240)
+    assert png_size(png2) == (320, 240) and "last" in svg2.read_text()
+    assert list((tmp_path / figures.PENDING_DIR).iterdir()) == []

@@ -108,47 +108,75 @@ def _rows_of(clip_id: str, split: str, clip: SynthClip) -> tuple[dict, list[dict
 
 def build_benchmark(profile: str | Profile = "cpu", *, force: bool = False,
                     progress: bool = True) -> Path:
-    """Build (or reuse) the benchmark of a profile; return its folder."""
+    """Build (or reuse) the benchmark of a profile; return its folder.
+
+    The clips are made in ``profile.threads`` spawned one-thread processes (each clip
+    depends only on its seed, so the benchmark is the same whatever their number)."""
     profile = load_profile(profile) if not isinstance(profile, Profile) else profile
     out = benchmark_dir(profile)
     if (out / "manifest.json").is_file() and not force:
         return out
     with torch_threads(1):
-        _build(profile, out, progress=progress)
+        _build(profile, out, progress=progress, workers=profile.threads)
     return out
 
 
-def _build(profile: Profile, out: Path, *, progress: bool) -> None:
+_ARRAY_NAMES = ("global_orient", "body_pose", "transl", "betas", "joints", "radii", "ball_centres")
+CLIPS_PER_TASK = 50  # a worker's share of the clips, handed out in tasks of this many
+
+
+def _make_clips(data: DataConfig, base_seed: int, tasks: list[tuple[SplitSpec, int]]) -> list[tuple]:
+    """(clip row, segment rows, QA rows, arrays) of the clips ``tasks`` ((split, index) each)."""
+    body = ProceduralSMPL()
+    made = []
+    for spec, i in tasks:
+        clip = make_clip(clip_seed(base_seed, spec, i), num_frames=data.num_frames,
+                         fps=data.fps, image_size=data.image_size,
+                         held_out_pairs=data.held_out_pairs, held_out=spec.held_out, body=body)
+        clip_row, segment_rows, qa_rows = _rows_of(f"{spec.name}-{i:05d}", spec.name, clip)
+        motion, ball = clip.motion, clip.ball_centres
+        arrays = {"global_orient": motion.global_orient, "body_pose": motion.body_pose, "transl": motion.transl,
+                  "betas": motion.betas, "joints": clip.joints, "radii": clip.radii,
+                  "ball_centres": ball if ball is not None else np.full((data.num_frames, 3), np.nan, np.float32)}
+        made.append((clip_row, segment_rows, qa_rows, {k: v.astype(np.float32) for k, v in arrays.items()}))
+    return made
+
+
+def _build(profile: Profile, out: Path, *, progress: bool, workers: int = 1) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
     from tqdm.auto import tqdm
+
+    from ..determinism import spawned_with_threads
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)
     start = time.perf_counter()
-    data, body = profile.data, ProceduralSMPL()
+    data, specs = profile.data, split_specs(profile.data)
+    every = [(spec, i) for spec in specs for i in range(spec.size)]
+    tasks = [every[k:k + CLIPS_PER_TASK] for k in range(0, len(every), CLIPS_PER_TASK)]
     clips, segments, qa = [], [], []
-    arrays: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "global_orient", "body_pose", "transl", "betas", "joints", "radii", "ball_centres")}
-    specs = split_specs(data)
-    bar = tqdm(total=sum(s.size for s in specs), desc=f"HMI-Synth ({profile.name})",
-               unit="clip", file=sys.stderr, disable=not progress)
-    for spec in specs:
-        for i in range(spec.size):
-            clip = make_clip(clip_seed(profile.seed, spec, i), num_frames=data.num_frames,
-                             fps=data.fps, image_size=data.image_size,
-                             held_out_pairs=data.held_out_pairs, held_out=spec.held_out, body=body)
-            clip_row, segment_rows, qa_rows = _rows_of(f"{spec.name}-{i:05d}", spec.name, clip)
+    arrays: dict[str, list[np.ndarray]] = {k: [] for k in _ARRAY_NAMES}
+    bar = tqdm(total=len(every), desc=f"HMI-Synth ({profile.name})", unit="clip", file=sys.stderr,
+               disable=not progress)
+
+    def add(made: list[tuple]) -> None:
+        for clip_row, segment_rows, qa_rows, clip_arrays in made:
             clips.append(clip_row)
             segments.extend(segment_rows)
             qa.extend(qa_rows)
-            motion = clip.motion
-            for name, value in (("global_orient", motion.global_orient), ("body_pose", motion.body_pose),
-                                ("transl", motion.transl), ("betas", motion.betas),
-                                ("joints", clip.joints), ("radii", clip.radii)):
-                arrays[name].append(value.astype(np.float32))
-            ball = clip.ball_centres
-            arrays["ball_centres"].append(
-                ball if ball is not None else np.full((data.num_frames, 3), np.nan, np.float32))
-            bar.update()
+            for name in _ARRAY_NAMES:
+                arrays[name].append(clip_arrays[name])
+        bar.update(len(made))
+
+    if workers <= 1 or len(tasks) == 1:
+        for task in tasks:
+            add(_make_clips(data, profile.seed, task))
+    else:
+        with spawned_with_threads(1) as context, \
+                ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
+            for made in pool.map(_make_clips, [data] * len(tasks), [profile.seed] * len(tasks), tasks):
+                add(made)  # in order
     bar.close()
     for name, rows in (("clips", clips), ("segments", segments), ("qa", qa)):
         with atomic_path(out / f"{name}.parquet") as tmp:
