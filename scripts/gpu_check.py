@@ -11,7 +11,8 @@ decoder and MSD with cumulative term sets (L2, +L1, +L3, +L4, +L5: the paper's F
 per caption of a fixed length (eos off), median over 20 clips after one warm-up clip, on
 random encoder features of the paper's shape (8 keyframes x 6 x 6 SigLIP tokens per
 pathway), with the LoRA adapters merged into the decoder.  The whole check took 159 s
-on one H100 and 204 s on one H200 (build, 4 training steps, latency; peak 32 GiB).
+on one H100 and 158-204 s on one H200 (build, 4 training steps, latency; peak 32 GiB);
+its last run (H200, 2026-11-27): train step 0.19 s, MSD-all / greedy-visual 1.04.
 Prints one JSON object per measurement and a summary line.  Needs torch, transformers,
 peft, accelerate, einops, pyyaml, numpy (what ``macm_core.model`` and
 ``macm_core.decoding`` import), nothing else.
