@@ -115,15 +115,18 @@ def export_pending(out_dir: str | os.PathLike, *, timeout: float | None = RENDER
 
 @contextmanager
 def exporting_in_background(out_dir: str | os.PathLike):
-    """While the block runs, a watcher process at the lowest CPU priority (nice 19, its
-    browser too) renders every job that appears in ``<out_dir>/.pending``.  At the end of
-    the block it renders what is left and stops; a job it could not render stays pending
-    (for ``export_pending``, which then raises its error).  The rendering thus takes the
-    CPU time that the block leaves idle (notebooks on one core), not time of its own."""
+    """While the block runs, a watcher process at the lowest CPU priority (Linux's
+    SCHED_IDLE, its browser too) renders every job that appears in ``<out_dir>/.pending``.
+    At the end of the block it renders what is left and stops; a job it could not render
+    stays pending (for ``export_pending``, which then raises its error).  The rendering thus
+    takes the CPU time that the block leaves idle (notebooks on one core), not time of its own."""
     def lowest_priority() -> None:
         # SCHED_IDLE: runs only on a core nothing else wants; kept by every thread and child
         # (chromium sets its threads' nice values itself, so nice alone would not hold)
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except (AttributeError, OSError):  # no SCHED_IDLE (not Linux): the lowest nice value
+            os.nice(19)
 
     watcher = subprocess.Popen([sys.executable, "-m", "macm_core.figures", str(out_dir)],
                                stdin=subprocess.PIPE, preexec_fn=lowest_priority)
