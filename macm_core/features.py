@@ -392,8 +392,8 @@ def _write(profile: Profile, feature_set: _FeatureSet, clip_ids: list[str], resu
         parts = {name: [x for result in results for x in result[mode][name]] for name in _ARRAYS}
         arrays = {name: (np.concatenate(v) if name in ("visual", "motion", "visual_noised") else np.stack(v))
                   for name, v in parts.items() if v}
-        # seconds: from the pool's start until this set was complete (with ``computed_with``
-        # the pool also computed those sets, their batches after this one's if listed before)
+        # seconds: from the pool's start until this set was complete; ``computed_with`` names
+        # the other sets of the same pool (those submitted before this one count in its seconds)
         info = {"profile": profile.name, "split": feature_set.split, "keyframes": mode,
                 "occlusion": feature_set.occlusion, "clips": len(clip_ids), "pose_backend": profile.pose.backend,
                 "encoder": profile.features.encoder, "workers": workers, "seconds_both_modes": seconds}

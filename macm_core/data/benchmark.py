@@ -19,6 +19,7 @@ every time.
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -125,9 +126,15 @@ _ARRAY_NAMES = ("global_orient", "body_pose", "transl", "betas", "joints", "radi
 CLIPS_PER_TASK = 50  # a worker's share of the clips, handed out in tasks of this many
 
 
+@functools.lru_cache(maxsize=1)
+def _body() -> ProceduralSMPL:
+    """The body model, built once per process (~50 ms), shared by all its tasks as the serial build shared it."""
+    return ProceduralSMPL()
+
+
 def _make_clips(data: DataConfig, base_seed: int, tasks: list[tuple[SplitSpec, int]]) -> list[tuple]:
     """(clip row, segment rows, QA rows, arrays) of the clips ``tasks`` ((split, index) each)."""
-    body = ProceduralSMPL()
+    body = _body()
     made = []
     for spec, i in tasks:
         clip = make_clip(clip_seed(base_seed, spec, i), num_frames=data.num_frames,
