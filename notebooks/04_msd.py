@@ -183,13 +183,16 @@ terms_at.round(4)
 # ## Computing it fast, and exactly
 #
 # The decoding loop never runs the two pathways as two models: they are two rows of
-# one batch with one key/value cache, so each step is one forward pass. The per-step
-# arithmetic is float32 over the vocabulary; for large vocabularies on the CPU the
-# synergy is computed only on the candidate words {p_v >= c_lo max p_v}, where c_lo is
-# the smallest cut the constants allow (every term is bounded, so S(y_hat) >= its
-# lowest value and c >= c_lo). V_head and y_hat lie inside the candidates, and outside
-# V_head S is never read, so the scores are the same, bit for bit; the unit tests
-# check this on random, extreme, tied and one-hot logits.
+# one batch with one key/value cache, so each step is one forward pass. On the CPU the
+# per-step arithmetic is one compiled loop over the vocabulary (`decoding.fused`, float64
+# inside): it finds y_hat, computes S there for the cut c, and then S only on V_head,
+# since the scores read S nowhere else. Elsewhere (a GPU) the same formulas run as torch
+# operations in float32; for large vocabularies the synergy is then computed only on the
+# candidate words {p_v >= c_lo max p_v}, where c_lo is the smallest cut the constants
+# allow (every term is bounded, so S(y_hat) >= its lowest value and c >= c_lo). V_head
+# and y_hat lie inside the candidates, so the scores are the same, bit for bit. The unit
+# tests check both on random, extreme, tied and one-hot logits, and that the two
+# implementations agree to float32 rounding.
 
 # %%
 low, high = synergy_bounds(cfg)

@@ -1,4 +1,6 @@
-"""One step of MSD and its baselines: the formulas of msd.md and the properties it lists."""
+"""One step of MSD and its baselines: the formulas of msd.md and the properties it lists,
+on the torch functions of msd.py (the reference; tests/test_msd_fused.py checks the
+compiled CPU step against them and against the same properties)."""
 import math
 
 import numpy as np
@@ -8,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from macm_core.decoding import fused as fused_step
 from macm_core.decoding.example import FOOT, HAND, hand_foot_logits
 from macm_core.decoding.example import VOCAB as EXAMPLE_VOCAB
 from macm_core.decoding.msd import (
@@ -27,6 +30,14 @@ from macm_core.decoding.msd import (
 
 torch.set_num_threads(1)
 SETTINGS = settings(max_examples=150, deadline=None)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def torch_functions_only():
+    """Every step of this module is scored by the torch functions, not ``fused.step``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fused_step, "available", lambda logits: False)
+        yield
 
 # logits: extremes, ties and ordinary values all show up often
 LOGIT = st.one_of(st.sampled_from([-1e4, -30.0, 0.0, 1.0, 30.0, 1e4]),

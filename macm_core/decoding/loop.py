@@ -20,8 +20,8 @@ With ``log_tokens`` each token gets the log of ``msd.gather_token_log``: for the
 single-pathway decoders "p_v" is that pathway's distribution (the joint one for
 ``greedy_joint``) and ``changed`` only marks sampled tokens other than its argmax.
 Without it each step is scored on the fast path (``details=False``: nothing computed
-for the log; MSD's synergy on candidate tokens only, on a large vocabulary on the CPU),
-which gives the same scores bit for bit, hence the same tokens.
+for the log), which gives the same scores bit for bit, hence the same tokens.  On the
+CPU both score the step with ``fused.step`` (see ``msd.py``).
 
 A caption stops at an eos token; its rows are then fed ``pad_token_id`` (and ignored)
 until every caption has stopped or ``max_new_tokens`` are generated; without an eos

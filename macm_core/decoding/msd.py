@@ -33,18 +33,28 @@ With ``details=False`` (the decoding loop without a log) info is None, nothing i
 computed for the log, and ``msd_scores`` may compute S on candidate tokens only; the
 scores are the same bit for bit (the proof is in ``msd_scores``).
 
-Speed (the profile behind these choices, ``macm bench latency``): per step MSD adds the
-element-wise operations over the vocabulary below to the two-row forward pass.  The
-decoding loop scores a step with ``msd_pair_scores``: one log-softmax and one exp for
-both pathways, ``max`` giving max p_v and its argmax at once, the cut and the pruning in
-place (each op on a small vocabulary costs its dispatch, not its arithmetic).  S is
-one fused chain of 14 operations (``synergy``: each weight folded into the sum), not 21
+On the CPU every entry point (``msd_pair_scores``, ``msd_scores``, ``poe_scores``,
+``vcd_scores``; with or without details) scores the step with ``fused.step``, one
+compiled loop over the vocabulary (numba), and the functions below give only what the
+per-token log reads beyond it (p_v, p_m, the terms one by one).  They are the reference
+(tests/test_msd_fused.py compares the two), and the path on GPUs or without numba
+(``fused=False`` forces it).
+
+Speed of the torch path (the profile behind these choices, ``macm bench latency``): per
+step MSD adds the element-wise operations over the vocabulary below to the two-row
+forward pass.  ``msd_pair_scores`` does one log-softmax and one exp for both pathways,
+``max`` giving max p_v and its argmax at once, the cut and the pruning in place (each
+op on a small vocabulary costs its dispatch, not its arithmetic).  S is one fused chain
+of 14 operations (``synergy``: each weight folded into the sum), not 21
 (``synergy_terms`` + stacking + summing, which only the log needs); the log-only work
 (p_m of the log, |V_head|, the terms one by one) is skipped.  On a small vocabulary the
 per-operation overhead dominates, so S covers the whole vocabulary; from
 ``CANDIDATE_MIN_VOCAB`` tokens on the CPU it covers the candidates only.  Nothing here
 reads a value back from the device (no ``.item()``), except boolean indexing on that
-CPU-only candidate path.
+CPU-only candidate path.  Still, about 26 operations of a few microseconds each, which
+in the decoding loop cost about twice what they cost alone: on the cpu profile the
+torch step took about 110 us a token in the loop against about 15 us for ``fused.step``
+(MSD-all / greedy-visual 1.29 against 1.22, ``macm bench latency --profile cpu``).
 """
 from __future__ import annotations
 
@@ -54,6 +64,8 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
+
+from . import fused as fused_step
 
 TERMS = ("L1", "L2", "L3", "L4", "L5")
 
@@ -221,11 +233,37 @@ def pair_log_probs(logits: Tensor) -> tuple[Tensor, Tensor]:
     return logp_v, logp_m
 
 
+def use_fused(logits: Tensor, fused: bool | None) -> bool:
+    """Whether a step is scored by ``fused.step`` (one compiled CPU loop): ``fused`` None
+    = when it can (numba installed, CPU logits), True = always (an error where it can
+    not), False = never (the torch functions of this module)."""
+    if fused is None:
+        return fused_step.available(logits)
+    if fused and not fused_step.available(logits):
+        raise RuntimeError("fused=True needs numba and CPU logits; install numba or pass fused=None")
+    return fused
+
+
+def _fused_info(logits: Tensor, scores: Tensor, cut: Tensor, y_hat: Tensor, vocab: dict) -> dict:
+    """The per-token log's info of a fused step: its cut and y_hat, |V_head| from its scores."""
+    return {"vocab": vocab, "row": {"c": cut, "v_head": torch.isfinite(scores).sum(-1)}, "y_hat": y_hat}
+
+
 def msd_pair_scores(logits: Tensor, cfg: MSDConfig, *, details: bool = True,
-                    candidates: bool | None = None) -> tuple[Tensor, dict | None]:
+                    candidates: bool | None = None, fused: bool | None = None) -> tuple[Tensor, dict | None]:
     """``msd_scores`` from the stacked logits (2B, V) of a pairwise step (visual rows
     first), as the decoding loop holds them: one log-softmax and one exp for both
-    pathways (elementwise, so the same numbers as one call per pathway)."""
+    pathways (elementwise, so the same numbers as one call per pathway).
+
+    On the CPU (``fused``, see ``use_fused``) the scores, S, the cut and y_hat come from
+    ``fused.step``; the log's p_v, p_m and terms from the torch functions here."""
+    if use_fused(logits, fused):
+        scores, total, cut, y_hat = fused_step.step(logits, fused_step.MSD, msd=cfg, synergy_everywhere=details)
+        if not details:
+            return scores, None
+        p_v, p_m = torch.log_softmax(_float32(logits), dim=-1).exp().chunk(2, dim=0)
+        vocab = {"p_v": p_v, "p_m": p_m, **synergy_terms(p_v, p_m, cfg), "S": total}
+        return scores, _fused_info(logits, scores, cut, y_hat, vocab)
     logp = torch.log_softmax(_float32(logits), dim=-1)
     logp_v, logp_m = logp.chunk(2, dim=0)
     p_v, p_m = logp.exp().chunk(2, dim=0)
@@ -290,7 +328,7 @@ def _use_candidates(p_v: Tensor, candidates: bool | None) -> bool:
 
 
 def msd_scores(z_v: Tensor, z_m: Tensor, cfg: MSDConfig, *, details: bool = True,
-               candidates: bool | None = None) -> tuple[Tensor, dict | None]:
+               candidates: bool | None = None, fused: bool | None = None) -> tuple[Tensor, dict | None]:
     """MSD scores (B, V) from the visual and motion logits z_v, z_m (B, V).
 
     With ``details`` (the default) ``info["vocab"]`` holds p_v, p_m, each enabled L_i
@@ -309,7 +347,12 @@ def msd_scores(z_v: Tensor, z_m: Tensor, cfg: MSDConfig, *, details: bool = True
     tokens outside V_head, and those are -inf anyway.  In float32: c_lo is below the
     computed c by a margin far above rounding (``cut_floor``), and x -> x * max p_v is
     monotone in IEEE arithmetic, so the computed V_head is inside the computed C.
+
+    On the CPU (``fused``, see ``use_fused``) this is ``msd_pair_scores`` of the stacked
+    logits, scored by ``fused.step``.
     """
+    if use_fused(z_v, fused):
+        return msd_pair_scores(torch.cat([z_v, z_m]), cfg, details=details, fused=True)
     logp_v = torch.log_softmax(_float32(z_v), dim=-1)
     logp_m = torch.log_softmax(_float32(z_m), dim=-1)
     return msd_from_log_probs(logp_v, logp_m, cfg, details=details, candidates=candidates)
@@ -351,11 +394,20 @@ def _msd(logp_v: Tensor, p_v: Tensor, logp_m: Tensor, p_m: Tensor | None, cfg: M
     return scores, info
 
 
-def poe_scores(z_v: Tensor, z_m: Tensor, cfg: MSDConfig, *, details: bool = True) -> tuple[Tensor, dict | None]:
+def poe_scores(z_v: Tensor, z_m: Tensor, cfg: MSDConfig, *, details: bool = True,
+               fused: bool | None = None) -> tuple[Tensor, dict | None]:
     """Product of experts (B, V): log p_v + log p_m on ``{p_v >= beta * max p_v}``.
 
-    The pruning is MSD's with S = 0, so only ``cfg.beta`` is read.
+    The pruning is MSD's with S = 0, so only ``cfg.beta`` is read.  ``fused``: as in
+    ``msd_pair_scores``.
     """
+    if use_fused(z_v, fused):
+        logits = torch.cat([z_v, z_m])
+        scores, _, cut, y_hat = fused_step.step(logits, fused_step.POE, msd=cfg)
+        if not details:
+            return scores, None
+        p_v, p_m = torch.log_softmax(_float32(logits), dim=-1).exp().chunk(2, dim=0)
+        return scores, _fused_info(logits, scores, cut, y_hat, {"p_v": p_v, "p_m": p_m})
     logp_v = torch.log_softmax(_float32(z_v), dim=-1)
     logp_m = torch.log_softmax(_float32(z_m), dim=-1)
     p_v = logp_v.exp()
@@ -369,11 +421,20 @@ def poe_scores(z_v: Tensor, z_m: Tensor, cfg: MSDConfig, *, details: bool = True
     return scores, info
 
 
-def vcd_scores(z_v: Tensor, z_noised: Tensor, cfg: VCDConfig, *, details: bool = True) -> tuple[Tensor, dict | None]:
+def vcd_scores(z_v: Tensor, z_noised: Tensor, cfg: VCDConfig, *, details: bool = True,
+               fused: bool | None = None) -> tuple[Tensor, dict | None]:
     """VCD (B, V): (1 + a) log p_v - a log p_v' on ``{p_v >= b * max p_v}``.
 
     z_noised (B, V) are the logits of the visual pathway fed the noised video.
+    ``fused``: as in ``msd_pair_scores``.
     """
+    if use_fused(z_v, fused):
+        logits = torch.cat([z_v, z_noised])
+        scores, _, cut, y_hat = fused_step.step(logits, fused_step.VCD, vcd=cfg)
+        if not details:
+            return scores, None
+        p_v, p_n = torch.log_softmax(_float32(logits), dim=-1).exp().chunk(2, dim=0)
+        return scores, _fused_info(logits, scores, cut, y_hat, {"p_v": p_v, "p_noised": p_n})
     logp_v = torch.log_softmax(_float32(z_v), dim=-1)
     logp_n = torch.log_softmax(_float32(z_noised), dim=-1)
     p_v = logp_v.exp()
