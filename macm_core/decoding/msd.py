@@ -244,9 +244,21 @@ def use_fused(logits: Tensor, fused: bool | None) -> bool:
     return fused
 
 
-def _fused_info(logits: Tensor, scores: Tensor, cut: Tensor, y_hat: Tensor, vocab: dict) -> dict:
+def _fused_info(scores: Tensor, cut: Tensor, y_hat: Tensor, vocab: dict) -> dict:
     """The per-token log's info of a fused step: its cut and y_hat, |V_head| from its scores."""
     return {"vocab": vocab, "row": {"c": cut, "v_head": torch.isfinite(scores).sum(-1)}, "y_hat": y_hat}
+
+
+def _fused_pair(z_v: Tensor, z_second: Tensor, second: str, details: bool, mode: int,
+                **config) -> tuple[Tensor, dict | None]:
+    """PoE or VCD (``mode``) by ``fused.step``; the log's p_v and p of the second row
+    (named ``second``) from one torch log-softmax."""
+    logits = torch.cat([z_v, z_second])
+    scores, _, cut, y_hat = fused_step.step(logits, mode, **config)
+    if not details:
+        return scores, None
+    p_v, p_second = torch.log_softmax(_float32(logits), dim=-1).exp().chunk(2, dim=0)
+    return scores, _fused_info(scores, cut, y_hat, {"p_v": p_v, second: p_second})
 
 
 def msd_pair_scores(logits: Tensor, cfg: MSDConfig, *, details: bool = True,
@@ -263,7 +275,7 @@ def msd_pair_scores(logits: Tensor, cfg: MSDConfig, *, details: bool = True,
             return scores, None
         p_v, p_m = torch.log_softmax(_float32(logits), dim=-1).exp().chunk(2, dim=0)
         vocab = {"p_v": p_v, "p_m": p_m, **synergy_terms(p_v, p_m, cfg), "S": total}
-        return scores, _fused_info(logits, scores, cut, y_hat, vocab)
+        return scores, _fused_info(scores, cut, y_hat, vocab)
     logp = torch.log_softmax(_float32(logits), dim=-1)
     logp_v, logp_m = logp.chunk(2, dim=0)
     p_v, p_m = logp.exp().chunk(2, dim=0)
@@ -402,12 +414,7 @@ def poe_scores(z_v: Tensor, z_m: Tensor, cfg: MSDConfig, *, details: bool = True
     ``msd_pair_scores``.
     """
     if use_fused(z_v, fused):
-        logits = torch.cat([z_v, z_m])
-        scores, _, cut, y_hat = fused_step.step(logits, fused_step.POE, msd=cfg)
-        if not details:
-            return scores, None
-        p_v, p_m = torch.log_softmax(_float32(logits), dim=-1).exp().chunk(2, dim=0)
-        return scores, _fused_info(logits, scores, cut, y_hat, {"p_v": p_v, "p_m": p_m})
+        return _fused_pair(z_v, z_m, "p_m", details, fused_step.POE, msd=cfg)
     logp_v = torch.log_softmax(_float32(z_v), dim=-1)
     logp_m = torch.log_softmax(_float32(z_m), dim=-1)
     p_v = logp_v.exp()
@@ -429,12 +436,7 @@ def vcd_scores(z_v: Tensor, z_noised: Tensor, cfg: VCDConfig, *, details: bool =
     ``fused``: as in ``msd_pair_scores``.
     """
     if use_fused(z_v, fused):
-        logits = torch.cat([z_v, z_noised])
-        scores, _, cut, y_hat = fused_step.step(logits, fused_step.VCD, vcd=cfg)
-        if not details:
-            return scores, None
-        p_v, p_n = torch.log_softmax(_float32(logits), dim=-1).exp().chunk(2, dim=0)
-        return scores, _fused_info(logits, scores, cut, y_hat, {"p_v": p_v, "p_noised": p_n})
+        return _fused_pair(z_v, z_noised, "p_noised", details, fused_step.VCD, vcd=cfg)
     logp_v = torch.log_softmax(_float32(z_v), dim=-1)
     logp_n = torch.log_softmax(_float32(z_noised), dim=-1)
     p_v = logp_v.exp()
