@@ -56,17 +56,18 @@ def _step_rows(z, scores, synergy, cut, top, mode, w1, theta, w2, w3, w4, root, 
     ratio = np.empty(vocab)  # p_v / max p_v = exp(z_v - max z_v)
     for b in range(half):
         zv, zm = z[b], z[half + b]
-        best_v, best_m, y_hat = zv[0], zm[0], 0
+        # float64 throughout (numba keeps float32 for float() of a float32 element)
+        best_v, best_m, y_hat = np.float64(zv[0]), np.float64(zm[0]), 0
         for i in range(vocab):
             if zv[i] > best_v:
-                best_v, y_hat = zv[i], i
+                best_v, y_hat = np.float64(zv[i]), i
             if zm[i] > best_m:
-                best_m = zm[i]
+                best_m = np.float64(zm[i])
         sum_v, sum_m = 0.0, 0.0
         for i in range(vocab):
-            ratio[i] = math.exp(float(zv[i]) - best_v)
+            ratio[i] = math.exp(np.float64(zv[i]) - best_v)
             sum_v += ratio[i]
-            sum_m += math.exp(float(zm[i]) - best_m)
+            sum_m += math.exp(np.float64(zm[i]) - best_m)
         # log p = (z - max z) - log(sum): z - max z is exact, so shifting the logits by a
         # constant (exactly representable) changes nothing
         lse_v, lse_m = math.log(sum_v), math.log(sum_m)
@@ -75,16 +76,16 @@ def _step_rows(z, scores, synergy, cut, top, mode, w1, theta, w2, w3, w4, root, 
 
         c = min(max(beta, 0.0), 1.0)
         if mode == MSD and (use[0] or use[1] or use[2] or use[3] or use[4]):
-            p_top_m = math.exp((float(zm[y_hat]) - best_m) - lse_m)
+            p_top_m = math.exp((np.float64(zm[y_hat]) - best_m) - lse_m)
             s_top = _synergy(p_max, p_top_m, l1_scale, theta, w2, w3, w4, root, w5, use)
             c = min(max(beta * (1.0 + s_top), 0.0), 1.0)
         cut[b] = c
         for i in range(vocab):
             inside = ratio[i] >= c  # p_v >= c max p_v
-            logp_v = (float(zv[i]) - best_v) - lse_v
+            logp_v = (np.float64(zv[i]) - best_v) - lse_v
             s = 0.0
             if mode == MSD and (inside or everywhere):
-                p_m = math.exp((float(zm[i]) - best_m) - lse_m)
+                p_m = math.exp((np.float64(zm[i]) - best_m) - lse_m)
                 s = _synergy(math.exp(logp_v), p_m, l1_scale, theta, w2, w3, w4, root, w5, use)
             synergy[b, i] = s
             if not inside:
@@ -92,9 +93,9 @@ def _step_rows(z, scores, synergy, cut, top, mode, w1, theta, w2, w3, w4, root, 
             elif mode == MSD:
                 scores[b, i] = logp_v + s
             elif mode == POE:
-                scores[b, i] = logp_v + ((float(zm[i]) - best_m) - lse_m)
+                scores[b, i] = logp_v + ((np.float64(zm[i]) - best_m) - lse_m)
             else:  # VCD: the second row is the noised video's
-                scores[b, i] = logp_v + (logp_v * vcd_alpha - ((float(zm[i]) - best_m) - lse_m) * vcd_alpha)
+                scores[b, i] = logp_v + (logp_v * vcd_alpha - ((np.float64(zm[i]) - best_m) - lse_m) * vcd_alpha)
 
 
 def _synergy(p_v, p_m, l1_scale, theta, w2, w3, w4, root, w5, use):
