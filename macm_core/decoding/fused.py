@@ -6,7 +6,7 @@ elementwise operations of a few microseconds each, and in the decoding loop, bet
 two forward passes, they cost about twice what they cost alone: about 110 us a token,
 against about 15 us for this loop (measured by timing each part of ``loop.decode``; see
 ``msd.py``'s docstring).  The formulas are ``msd.py``'s; the torch functions there stay
-the reference (and the path on GPUs and without numba).
+the reference (and the path on GPUs, or with ``fused=False``).
 
 What is computed, per caption b (rows b and B + b of ``z``, visual first):
 
@@ -29,21 +29,17 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import torch
 from torch import Tensor
-
-try:
-    import numba
-except ImportError:  # the torch functions of msd.py are used instead
-    numba = None
 
 MSD, POE, VCD = 0, 1, 2
 
 
 def available(logits: Tensor) -> bool:
-    """Whether ``step`` can score these logits: numba is installed and they live on the CPU."""
-    return numba is not None and logits.device.type == "cpu"
+    """Whether ``step`` can score these logits: they live on the CPU."""
+    return logits.device.type == "cpu"
 
 
 def _step_rows(z, scores, synergy, cut, top, mode, w1, theta, w2, w3, w4, root, w5, beta, use, vcd_alpha,
@@ -83,19 +79,19 @@ def _step_rows(z, scores, synergy, cut, top, mode, w1, theta, w2, w3, w4, root, 
         for i in range(vocab):
             inside = ratio[i] >= c  # p_v >= c max p_v
             logp_v = (np.float64(zv[i]) - best_v) - lse_v
+            logp_m = (np.float64(zm[i]) - best_m) - lse_m  # VCD: of the noised video
             s = 0.0
             if mode == MSD and (inside or everywhere):
-                p_m = math.exp((np.float64(zm[i]) - best_m) - lse_m)
-                s = _synergy(math.exp(logp_v), p_m, l1_scale, theta, w2, w3, w4, root, w5, use)
+                s = _synergy(math.exp(logp_v), math.exp(logp_m), l1_scale, theta, w2, w3, w4, root, w5, use)
             synergy[b, i] = s
             if not inside:
                 scores[b, i] = -np.inf
             elif mode == MSD:
                 scores[b, i] = logp_v + s
             elif mode == POE:
-                scores[b, i] = logp_v + ((np.float64(zm[i]) - best_m) - lse_m)
-            else:  # VCD: the second row is the noised video's
-                scores[b, i] = logp_v + (logp_v * vcd_alpha - ((np.float64(zm[i]) - best_m) - lse_m) * vcd_alpha)
+                scores[b, i] = logp_v + logp_m
+            else:
+                scores[b, i] = logp_v + (logp_v * vcd_alpha - logp_m * vcd_alpha)
 
 
 def _synergy(p_v, p_m, l1_scale, theta, w2, w3, w4, root, w5, use):
@@ -116,9 +112,8 @@ def _synergy(p_v, p_m, l1_scale, theta, w2, w3, w4, root, w5, use):
     return s
 
 
-if numba is not None:
-    _synergy = numba.njit(cache=True, inline="always")(_synergy)
-    _step_rows = numba.njit(cache=True)(_step_rows)
+_synergy = numba.njit(cache=True, inline="always")(_synergy)
+_step_rows = numba.njit(cache=True)(_step_rows)
 
 
 def step(logits: Tensor, mode: int, *, msd=None, vcd=None,

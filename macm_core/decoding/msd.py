@@ -37,8 +37,8 @@ On the CPU every entry point (``msd_pair_scores``, ``msd_scores``, ``poe_scores`
 ``vcd_scores``; with or without details) scores the step with ``fused.step``, one
 compiled loop over the vocabulary (numba), and the functions below give only what the
 per-token log reads beyond it (p_v, p_m, the terms one by one).  They are the reference
-(tests/test_msd_fused.py compares the two), and the path on GPUs or without numba
-(``fused=False`` forces it).
+(tests/test_msd_fused.py compares the two), and the path on GPUs (``fused=False``
+forces it).
 
 Speed of the torch path (the profile behind these choices, ``macm bench latency``): per
 step MSD adds the element-wise operations over the vocabulary below to the two-row
@@ -235,12 +235,12 @@ def pair_log_probs(logits: Tensor) -> tuple[Tensor, Tensor]:
 
 def use_fused(logits: Tensor, fused: bool | None) -> bool:
     """Whether a step is scored by ``fused.step`` (one compiled CPU loop): ``fused`` None
-    = when it can (numba installed, CPU logits), True = always (an error where it can
-    not), False = never (the torch functions of this module)."""
+    = when it can (CPU logits), True = always (an error where it can not), False = never
+    (the torch functions of this module)."""
     if fused is None:
         return fused_step.available(logits)
     if fused and not fused_step.available(logits):
-        raise RuntimeError("fused=True needs numba and CPU logits; install numba or pass fused=None")
+        raise RuntimeError(f"fused=True needs CPU logits, got {logits.device} ones; pass fused=None")
     return fused
 
 
