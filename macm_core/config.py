@@ -45,7 +45,9 @@ class VitPoseTinySection:
     The network: ViT patch side (``data.image_size`` must be a multiple of it), width, depth,
     heads, width per head, MLP width, channels of the deconvolution head.  The training:
     AdamW steps, frames per batch, peak learning rate, warm-up steps, frames per pool clip,
-    torch threads (the weights depend on them, so they are part of the run's key).
+    torch threads (the weights depend on them, so they are part of the run's key), and
+    ``matmul_dtype`` (bfloat16: the linear layers multiply in bfloat16 while training,
+    ``precision``; null: float32).
     """
 
     patch_size: int = 16
@@ -61,6 +63,7 @@ class VitPoseTinySection:
     warmup_steps: int = 40
     frames_per_clip: int = 2
     threads: int = 1
+    matmul_dtype: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,8 @@ class TrainSection:
     similar length (less padding; ``train.loss``); keep 1 for FSDP.
     parallel_runs: how many runs ``runs.train_runs`` trains at once, each in its own
     process; every run trains with ``threads // parallel_runs`` torch threads, alone or not.
+    matmul_dtype: ``bfloat16``: the linear layers multiply in bfloat16 while training, the
+    rest stays float32 (``precision``); null: the weights' own dtype.
     """
 
     variants: tuple[str, ...]
@@ -148,6 +153,7 @@ class TrainSection:
     first_seed_only: tuple[str, ...] = ()
     length_groups: int = 1
     parallel_runs: int = 1
+    matmul_dtype: str | None = None
 
     def seeds_for(self, variant: str) -> tuple[int, ...]:
         """The seeds ``variant`` trains on."""
@@ -239,6 +245,7 @@ SCRATCH_SIZES = ("vocab_size", "hidden_size", "num_layers", "num_heads", "interm
 def _check_values(profile: Profile, *, where: str) -> None:
     """Values that are well typed but not allowed: one-line ``ConfigError``s."""
     from macm_core.decoding.loop import DECODERS as DECODING_METHODS
+    from macm_core.precision import MATMUL_DTYPES
     from macm_core.variants import VARIANTS
 
     def fail(key: str, message: str) -> None:
@@ -282,6 +289,9 @@ def _check_values(profile: Profile, *, where: str) -> None:
     for name in ("length_groups", "parallel_runs"):
         if getattr(t, name) < 1:
             fail(f"train.{name}", f"must be >= 1, got {getattr(t, name)}")
+    for key, value in (("train.matmul_dtype", t.matmul_dtype), ("pose.vitpose_tiny.matmul_dtype", v.matmul_dtype)):
+        if value is not None and value not in MATMUL_DTYPES:
+            fail(key, f"must be one of {', '.join(MATMUL_DTYPES)} or null (the weights' own dtype), got {value!r}")
     stray = [v for v in t.first_seed_only if v not in t.variants]
     if stray:
         fail("train.first_seed_only", f"names {stray[0]!r}, which is not in train.variants ({', '.join(t.variants)})")

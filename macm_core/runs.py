@@ -114,7 +114,7 @@ def run_dir(profile: Profile, variant: Variant, seed: int) -> Path:
                      if k not in ("variants", "seeds", "first_seed_only", "parallel_runs")},
            "variant": variant, "seed": seed, "tokenizer": _tokenizer_key(profile),
            "threads": run_threads(profile),  # another thread count may round the weights differently
-           "source": source_digest("model", "train", "runs", "features")}
+           "source": source_digest("model", "train", "runs", "features", "precision")}
     return stage_dir("runs", key)
 
 
@@ -179,7 +179,7 @@ def train_variant(profile: str | Profile, variant: str, *, seed: int | None = No
     t = profile.train
     common = dict(batch_size=t.batch_size, seed=seed, caption_field=v.captions, qa_fraction=t.qa_fraction,
                   conditioning_probs=CONDITIONING_PRESETS[v.conditioning], length_groups=t.length_groups,
-                  progress=progress)
+                  matmul_dtype=t.matmul_dtype, progress=progress)
     stages = {}
     for stage, steps, lr in ((1, t.stage1_steps, t.stage1_lr), (2, t.stage2_steps, t.stage2_lr)):
         config = TrainConfig(output_dir=folder / f"stage{stage}", stage=stage, steps=steps, lr=lr,

@@ -68,6 +68,9 @@ def test_cli_reports_a_bad_profile_in_one_line(tmp_path, capsys):
     ("    depth: 2\n", "    depth: 0\n", "pose.vitpose_tiny.depth"),
     ("    lr: 0.002\n", "    lr: 0.0\n", "pose.vitpose_tiny.lr"),
     ("    lr: 0.002\n", "    lr: 0.002\n    threads: 0\n", "pose.vitpose_tiny.threads"),
+    ("    matmul_dtype: bfloat16  # as the cpu profile\nbody:", "    matmul_dtype: bf16\nbody:",
+     "pose.vitpose_tiny.matmul_dtype"),
+    ("  matmul_dtype: bfloat16  # as the cpu profile\neval:", "  matmul_dtype: int8\neval:", "train.matmul_dtype"),
 ])
 def test_vitpose_tiny_run_is_data_and_checked_at_load(tmp_path, old, new, key):
     from macm_core.pose.train_vitpose import VitPoseTrainConfig
@@ -75,6 +78,7 @@ def test_vitpose_tiny_run_is_data_and_checked_at_load(tmp_path, old, new, key):
     smoke = load_profile("smoke")
     run = VitPoseTrainConfig.for_profile(smoke)
     assert run.threads == smoke.pose.vitpose_tiny.threads
+    assert run.matmul_dtype == smoke.pose.vitpose_tiny.matmul_dtype == "bfloat16"
     assert (run.steps, run.model.dim, run.model.image_size) == (smoke.pose.vitpose_tiny.steps,
                                                                 smoke.pose.vitpose_tiny.dim, smoke.data.image_size)
     text = open(smoke.source).read()

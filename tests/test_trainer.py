@@ -240,10 +240,11 @@ def test_data_order_is_a_function_of_the_step_shared_out_between_processes():
 
 
 # -- resume ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("stage2", ["full", "lora"])
+@pytest.mark.parametrize("stage2", ["full", "lora", "full-bfloat16"])
 def test_a_killed_run_resumes_to_the_same_losses(tmp_path, stage2):
     # LoRA dropout 0.1 makes the torch generator matter, so its restore is tested too
-    settings = dict(stage=2, steps=12, save_every=5, lora=stage2 == "lora", lora_rank=4, lora_dropout=0.1)
+    settings = dict(stage=2, steps=12, save_every=5, lora=stage2 == "lora", lora_rank=4, lora_dropout=0.1,
+                    matmul_dtype="bfloat16" if stage2.endswith("bfloat16") else None)
     tokenizer, model, features, clips, qa = tiny_problem()
     full = train(model, tokenizer, features, clips, qa, config(tmp_path, "full", **settings))
     weights_full = load_file(str(full.checkpoint / "model.safetensors"))
@@ -268,11 +269,27 @@ def test_a_killed_run_resumes_to_the_same_losses(tmp_path, stage2):
     assert again.start_step == 12 and again.losses == full.losses  # a finished run does nothing
 
 
+def test_bfloat16_products_follow_the_float32_run_and_leave_a_float32_model(tmp_path):
+    runs = {}
+    for dtype in (None, "bfloat16"):
+        tokenizer, model, features, clips, qa = tiny_problem(num_clips=4)
+        runs[dtype] = train(model, tokenizer, features, clips, qa,
+                            config(tmp_path, f"run-{dtype}", stage=2, steps=20, save_every=100, matmul_dtype=dtype))
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        assert not any("forward" in m.__dict__ for m in model.modules())  # every linear layer restored
+    plain, bf16 = ([v for _, v in runs[d].losses] for d in (None, "bfloat16"))
+    assert plain != bf16  # the products did change
+    np.testing.assert_allclose(bf16, plain, rtol=0.03)  # but the run is the same run
+    assert np.mean(bf16[-5:]) < 0.7 * np.mean(bf16[:5])
+
+
 def test_resume_refuses_a_different_run(tmp_path):
     tokenizer, model, features, clips, qa = tiny_problem()
     train(model, tokenizer, features, clips, qa, config(tmp_path, steps=2, save_every=1))
     with pytest.raises(ValueError, match="config.lr"):
         train(model, tokenizer, features, clips, qa, config(tmp_path, steps=2, save_every=1, lr=1e-4))
+    with pytest.raises(ValueError, match="config.matmul_dtype"):
+        train(model, tokenizer, features, clips, qa, config(tmp_path, steps=2, save_every=1, matmul_dtype="bfloat16"))
     other = clips.assign(caption=clips["caption"].str.upper())
     with pytest.raises(ValueError, match="texts"):
         train(model, tokenizer, features, other, qa, config(tmp_path, steps=2, save_every=1))
@@ -341,6 +358,8 @@ def test_bad_input_is_refused_with_a_clear_message(tmp_path):
         TrainConfig(output_dir=str(tmp_path), stage=1, lora=True)
     with pytest.raises(ValueError, match="summing to 1"):
         TrainConfig(output_dir=str(tmp_path), conditioning_probs=(0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="matmul_dtype must be one of bfloat16, float16 or None"):
+        TrainConfig(output_dir=str(tmp_path), matmul_dtype="int8")
     with pytest.raises(ValueError, match="clip_id"):
         ClipTexts.from_tables(clips.reset_index(drop=True), qa)
     with pytest.raises(ValueError, match="coarse_caption"):

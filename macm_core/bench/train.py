@@ -5,6 +5,10 @@ stage-2 steps on the training split's captions and QA, with pathway dropout, thr
 same ``train.trainer.train`` as ``macm train``; the features are random arrays of the
 cached features' shape, so the benchmark needs no feature extraction.  One JSON object
 per stage, then a summary line with samples/s and the process's peak RSS.
+
+When the profile sets ``train.matmul_dtype`` (bfloat16 products, ``precision``),
+stage 2 also runs with float32 products, the two alternated ``rounds`` times in the same
+process; a JSON object per run and a line with the ratio of their median rates follow.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import resource
 import tempfile
 from typing import Callable
 
+import numpy as np
 import torch
 
 from ..config import load_profile
@@ -24,7 +29,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_train(profile: str = "cpu", *, steps: int = 30, threads: int = 1,
+def bench_train(profile: str = "cpu", *, steps: int = 30, threads: int = 1, rounds: int = 3,
                 emit: Callable[[str], None] = print) -> dict:
     from ..data.benchmark import Benchmark
     from ..runs import build_model, load_caption_tokenizer, run_threads
@@ -41,21 +46,32 @@ def bench_train(profile: str = "cpu", *, steps: int = 30, threads: int = 1,
     width = model.vision_encoder.hidden_size
     generator = torch.Generator().manual_seed(config.seed)
     features = {name: torch.randn(len(clips), tokens, width, generator=generator) for name in ("visual", "motion")}
-    rows = []
+    rows, products = [], config.train.matmul_dtype
+
+    def run(stage: int, lora: bool, matmul_dtype: str | None, folder: str) -> dict:
+        cfg = TrainConfig(output_dir=folder, stage=stage, steps=steps, batch_size=config.train.batch_size, lr=1e-4,
+                          warmup_steps=1, save_every=steps, seed=config.seed, lora=lora,
+                          length_groups=config.train.length_groups, matmul_dtype=matmul_dtype, progress=False)
+        result = train(model, tokenizer, features, clips, qa, cfg)
+        row = {"bench": "train", "profile": config.name, "stage": stage, "steps": steps,
+               "batch_size": config.train.batch_size, "threads": threads, "matmul_dtype": matmul_dtype or "weights",
+               "samples_per_s": round(result.samples_per_s, 2), "seconds": round(result.seconds, 2),
+               "peak_rss_mib": round(peak_rss_mib(), 1), "features": "random, cached shape"}
+        emit(json.dumps(row))
+        return row
+
     with tempfile.TemporaryDirectory() as tmp:
         for stage, lora in ((1, False), (2, config.train.lora)):
-            cfg = TrainConfig(output_dir=f"{tmp}/stage{stage}", stage=stage, steps=steps,
-                              batch_size=config.train.batch_size, lr=1e-4, warmup_steps=1, save_every=steps,
-                              seed=config.seed, lora=lora, length_groups=config.train.length_groups,
-                              progress=False)
-            result = train(model, tokenizer, features, clips, qa, cfg)
-            row = {"bench": "train", "profile": config.name, "stage": stage, "steps": steps,
-                   "batch_size": config.train.batch_size, "threads": threads,
-                   "samples_per_s": round(result.samples_per_s, 2), "seconds": round(result.seconds, 2),
-                   "peak_rss_mib": round(peak_rss_mib(), 1), "features": "random, cached shape"}
-            rows.append(row)
-            emit(json.dumps(row))
-    stage2 = rows[-1]
+            rows.append(run(stage, lora, products, f"{tmp}/stage{stage}"))
+        if products is not None:  # the profile's products against float32, alternated
+            compared = {products: [], None: []}
+            for r in range(rounds):
+                for dtype in (None, products):
+                    compared[dtype].append(run(2, config.train.lora, dtype, f"{tmp}/compare-{r}-{dtype}"))
+            rate = {dtype: float(np.median([row["samples_per_s"] for row in runs])) for dtype, runs in compared.items()}
+            emit(f"train ({config.name}, stage 2, {rounds} alternated runs of {steps} steps each): {products} products "
+                 f"{rate[products]:.1f} samples/s, float32 {rate[None]:.1f}: {rate[products] / rate[None]:.2f}x")
+    stage2 = rows[1]
     total = config.train.stage1_steps * rows[0]["batch_size"] / rows[0]["samples_per_s"] + \
         config.train.stage2_steps * stage2["batch_size"] / stage2["samples_per_s"]
     runs = sum(len(config.train.seeds_for(v)) for v in config.train.variants)  # the book's training runs

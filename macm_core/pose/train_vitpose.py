@@ -36,6 +36,7 @@ from ..config import Profile, available_profiles, load_profile
 from ..data.benchmark import Benchmark, benchmark_dir
 from ..data.synth_clip import render_clip
 from ..determinism import torch_threads
+from ..precision import linear_matmuls, matmul_dtype
 from ..body.skeleton import JOINT_INDEX
 from ..render import Camera, RenderOutput, inject_occlusion
 from ..render.occlusion import recover_zoom_crop
@@ -63,6 +64,9 @@ class VitPoseTrainConfig:
     supervise_occluded: also train on joints inside the frame that are hidden (by the body
     or an occluder), as COCO labels them; False trains on visible joints only.
     flip: mirror half of each batch.  threads: torch threads while training.
+    matmul_dtype: "bfloat16": the linear layers multiply in bfloat16 while training
+    (``precision.linear_matmuls``; the deconvolution head and the rest stay float32);
+    None: float32.
     """
 
     profile: str = "cpu"
@@ -80,6 +84,7 @@ class VitPoseTrainConfig:
     supervise_occluded: bool = True
     flip: bool = True
     threads: int = 1
+    matmul_dtype: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, VitPoseConfig):
@@ -94,6 +99,7 @@ class VitPoseTrainConfig:
             raise ValueError(f"warmup_steps must be in [0, steps), got {self.warmup_steps} for {self.steps} steps")
         if not self.lr > 0 or not self.weight_decay >= 0:
             raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}")
+        matmul_dtype(self.matmul_dtype)  # ValueError naming the choices
         if not 0 <= self.max_occlusion <= 1 or not 0 <= self.clean_fraction <= 1:
             raise ValueError("max_occlusion and clean_fraction must lie in [0, 1], got "
                              f"{self.max_occlusion}, {self.clean_fraction}")
@@ -108,7 +114,7 @@ class VitPoseTrainConfig:
                               deconv_channels=v.deconv_channels)
         return cls(profile=_profile_name(profile), model=model, seed=profile.seed, steps=v.steps,
                    batch_size=v.batch_size, warmup_steps=v.warmup_steps, lr=v.lr,
-                   frames_per_clip=v.frames_per_clip, threads=v.threads)
+                   frames_per_clip=v.frames_per_clip, threads=v.threads, matmul_dtype=v.matmul_dtype)
 
 
 def _profile_name(profile: Profile) -> str:
@@ -130,7 +136,7 @@ def _pool_key(config: VitPoseTrainConfig) -> dict:
 def run_dir(config: VitPoseTrainConfig) -> Path:
     """The folder of a run's checkpoint: keyed by the config and the benchmark build."""
     key = {"version": TRAIN_VERSION, "benchmark": benchmark_dir(_profile_of(config)).name,
-           "config": config, "source": source_digest("pose/vitpose_tiny", "pose/train_vitpose")}
+           "config": config, "source": source_digest("pose/vitpose_tiny", "pose/train_vitpose", "precision")}
     return stage_dir("vitpose_tiny", key)
 
 
@@ -295,7 +301,7 @@ def train_vitpose(config: VitPoseTrainConfig, *, progress: bool = True,
     cursor = 0
     train_start = time.perf_counter()
     net.train()
-    with torch_threads(config.threads):
+    with torch_threads(config.threads), linear_matmuls(net, config.matmul_dtype):
         bar = tqdm(range(config.steps), desc=f"ViTPose-tiny ({profile.name})", unit="step",
                    file=sys.stderr, disable=not progress)
         for step in bar:

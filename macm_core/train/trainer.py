@@ -34,6 +34,7 @@ import re
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -48,6 +49,7 @@ from macm_core.model.tokenizer import CONDITIONINGS, placeholder_ids
 from macm_core.train.dataset import (CAPTION_FIELDS, CONDITIONING_PRESETS, CaptionDataset, ClipTexts, batch_keys,
                                      check_conditioning_probs, collate)
 from macm_core.train.loss import label_token_loss
+from macm_core.precision import bfloat16_matmul_is_native, linear_matmuls, matmul_dtype
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
@@ -77,6 +79,9 @@ class TrainConfig:
         decoder (peft ``target_modules``; "all-linear" = every linear layer but the LM head).
     length_groups: the decoder runs each batch in this many groups of rows of similar
         length, each padded to its own longest row (``loss.label_token_loss``; keep 1 under FSDP).
+    matmul_dtype: "bfloat16" multiplies in every linear layer in bfloat16 while training
+        (``precision.linear_matmuls``; weights, gradients and the rest stay float32); None
+        leaves the weights' own dtype.
     stop_after: stop after this many steps without a final checkpoint, as a kill would
         (tests of resuming); None runs to ``steps``.
     progress: show the tqdm bar (stderr, main process).
@@ -104,6 +109,7 @@ class TrainConfig:
     lora_dropout: float = 0.05
     lora_targets: str | tuple[str, ...] = "all-linear"
     length_groups: int = 1
+    matmul_dtype: str | None = None
     stop_after: int | None = None
     progress: bool = True
 
@@ -131,6 +137,7 @@ class TrainConfig:
         if self.lora and (self.lora_rank < 1 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1):
             raise ValueError(f"need lora_rank >= 1, lora_alpha > 0 and lora_dropout in [0, 1), got "
                              f"{self.lora_rank}, {self.lora_alpha}, {self.lora_dropout}")
+        matmul_dtype(self.matmul_dtype)  # ValueError naming the choices
         if self.stop_after is not None and not 1 <= self.stop_after <= self.steps:
             raise ValueError(f"stop_after must be in 1..steps={self.steps} or None, got {self.stop_after}")
 
@@ -404,34 +411,39 @@ def train(model: nn.Module, tokenizer, features: Mapping[str, Any], clips: pd.Da
     per_step = config.batch_size * accelerator.num_processes
     bar = tqdm(total=config.steps, initial=start_step, desc=f"stage {config.stage}", unit="step", file=sys.stderr,
                disable=not (config.progress and accelerator.is_main_process), dynamic_ncols=True)
-    t0 = time.perf_counter()
-    for step in range(start_step, end_step):
-        keys = batch_keys(step, batch_size=config.batch_size, num_items=len(dataset), seed=config.seed,
-                          num_processes=accelerator.num_processes, process_index=accelerator.process_index)
-        batch = collate([dataset[key] for key in keys], pad_token_id=tokenizer.pad_token_id)
-        batch = {name: value.to(accelerator.device) for name, value in batch.items()}
-        loss = wrapper(**batch)
-        accelerator.backward(loss)
-        if config.grad_clip > 0:
-            accelerator.clip_grad_norm_(wrapper.parameters(), config.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+    if (matmul_dtype(config.matmul_dtype) == torch.bfloat16 and accelerator.device.type == "cpu"
+            and not bfloat16_matmul_is_native()):
+        warnings.warn("matmul_dtype='bfloat16' on a CPU without bfloat16 instructions (avx512_bf16 / amx_bf16): "
+                      "the products are emulated and slower than float32; set train.matmul_dtype to null")
+    with linear_matmuls(model, config.matmul_dtype):  # restored before the model is saved or decodes
+        t0 = time.perf_counter()
+        for step in range(start_step, end_step):
+            keys = batch_keys(step, batch_size=config.batch_size, num_items=len(dataset), seed=config.seed,
+                              num_processes=accelerator.num_processes, process_index=accelerator.process_index)
+            batch = collate([dataset[key] for key in keys], pad_token_id=tokenizer.pad_token_id)
+            batch = {name: value.to(accelerator.device) for name, value in batch.items()}
+            loss = wrapper(**batch)
+            accelerator.backward(loss)
+            if config.grad_clip > 0:
+                accelerator.clip_grad_norm_(wrapper.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
 
-        loss_value = float(accelerator.reduce(loss.detach(), reduction="mean"))
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"the loss is {loss_value} at step {step + 1}; lower lr (now {config.lr}) or "
-                                     "raise warmup_steps, and check the features for NaN/inf")
-        done = step + 1
-        losses.append((done, loss_value))
-        bar.update()
-        if done % config.log_every == 0 or done == end_step:
-            rate = (done - start_step) * per_step / (time.perf_counter() - t0)
-            bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{rate:.1f}")
-        if config.stop_after is not None and done >= config.stop_after:
-            break  # as a kill would: no checkpoint for the steps since the last one
-        if done % config.save_every == 0 or done == config.steps:
-            checkpoint = _save_checkpoint(accelerator, output_dir, done, run_state, losses, config.keep_checkpoints)
+            loss_value = float(accelerator.reduce(loss.detach(), reduction="mean"))
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"the loss is {loss_value} at step {step + 1}; lower lr (now {config.lr}) or "
+                                         "raise warmup_steps, and check the features for NaN/inf")
+            done = step + 1
+            losses.append((done, loss_value))
+            bar.update()
+            if done % config.log_every == 0 or done == end_step:
+                rate = (done - start_step) * per_step / (time.perf_counter() - t0)
+                bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{rate:.1f}")
+            if config.stop_after is not None and done >= config.stop_after:
+                break  # as a kill would: no checkpoint for the steps since the last one
+            if done % config.save_every == 0 or done == config.steps:
+                checkpoint = _save_checkpoint(accelerator, output_dir, done, run_state, losses, config.keep_checkpoints)
     seconds = time.perf_counter() - t0
     bar.close()
     accelerator.wait_for_everyone()
