@@ -11,9 +11,15 @@ profile, ``torch.autocast("cpu", dtype=torch.bfloat16)`` made a training step sl
 follows the float32 loss to the second decimal.
 
 Why: on a CPU with AVX512-BF16 (this project's 2-core AMD EPYC), a (990, 128) x (128, 384)
-product takes 0.46 ms in bfloat16 against 1.11 ms in float32 (one thread, MKL), and the
-products are half of a stage-2 step.  Measured on the cpu profile's model: 189-191 against
-143-147 samples/s.  A CPU without bfloat16 instructions emulates them and is slower
+product takes 0.46 ms in bfloat16 against 1.11 ms in float32 (one thread, MKL).  What that
+buys depends on what else runs (measured on that machine):
+- vitpose-tiny's training (one process, two threads): 600 steps in 77 s against 100 s in
+  the book's build; the cpu profile sets ``pose.vitpose_tiny.matmul_dtype: bfloat16``;
+- the caption model's stage 2, one run alone: 1.18-1.31x the samples/s of float32;
+- but the book trains two runs at once, one per core, and there the two bfloat16 runs
+  made about 1.03x the samples of two float32 runs, and the build's training took longer;
+  the cpu profile leaves ``train.matmul_dtype`` null.  ``macm bench train`` measures it.
+A CPU without bfloat16 instructions emulates them and is slower
 (``bfloat16_matmul_is_native`` says which, ``trainer.train`` warns).
 
 The layers are patched on the instance and restored on exit, so the model saved after

@@ -35,6 +35,12 @@
 # the three seeds tried.
 # The main table's variants train on every seed of the profile; the ablation-only ones
 # (`train.first_seed_only`: `macm-uniform`, `macm-coarse`) on its first seed.
+#
+# The trainer takes the loss only where a caption or answer token is predicted, about a
+# quarter of the positions: the LM head and the decoder's last layer (apart from its keys
+# and values, which every position needs) run at those positions only
+# (`macm_core/train/loss.py`). It is the same loss, computed on fewer rows; a unit test
+# compares both its value and its gradients with the decoder's own loss.
 
 # %% tags=["parameters"]
 profile = "cpu"

@@ -70,7 +70,7 @@ def test_cli_reports_a_bad_profile_in_one_line(tmp_path, capsys):
     ("    lr: 0.002\n", "    lr: 0.002\n    threads: 0\n", "pose.vitpose_tiny.threads"),
     ("    matmul_dtype: bfloat16  # as the cpu profile\nbody:", "    matmul_dtype: bf16\nbody:",
      "pose.vitpose_tiny.matmul_dtype"),
-    ("  matmul_dtype: bfloat16  # as the cpu profile\neval:", "  matmul_dtype: int8\neval:", "train.matmul_dtype"),
+    ("  length_groups: 3 ", "  matmul_dtype: int8\n  length_groups: 3 ", "train.matmul_dtype"),
 ])
 def test_vitpose_tiny_run_is_data_and_checked_at_load(tmp_path, old, new, key):
     from macm_core.pose.train_vitpose import VitPoseTrainConfig

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
+from torch import nn
 
 from macm_core.model import (CONDITIONINGS, MACMConfig, MACMForConditionalGeneration, placeholder_ids,
                              small_qwen2_config, train_caption_tokenizer)
@@ -331,6 +332,68 @@ def test_label_token_loss_and_its_gradients_equal_the_causal_lm_loss(length_grou
     for name, param in model.named_parameters():
         if param.grad is not None:
             torch.testing.assert_close(grads[name], param.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def _decoder(kind: str):
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    sizes = dict(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, max_position_embeddings=64)  # grouped-query attention, as Qwen2-7B
+    lm = (Qwen2ForCausalLM(Qwen2Config(**sizes)) if kind == "qwen2"
+          else LlamaForCausalLM(LlamaConfig(**sizes, attention_bias=False)))
+    return lm.get_decoder()
+
+
+@pytest.mark.parametrize("kind", ["qwen2", "llama"])
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_last_layer_at_equals_the_decoder_at_those_positions(kind, padding_side):
+    """Two paths of one computation: the whole decoder then a selection of positions, and
+    the last layer's query side computed at those positions only (values and gradients)."""
+    from macm_core.train.loss import last_layer_at, supports_last_layer_at
+
+    decoder = _decoder(kind)
+    assert supports_last_layer_at(decoder)
+    generator = torch.Generator().manual_seed(1)
+    lengths = torch.tensor([11, 7, 9, 4])
+    positions = torch.arange(11)
+    mask = (positions < lengths[:, None]) if padding_side == "right" else (positions >= 11 - lengths[:, None])
+    embeds = torch.randn(4, 11, 32, generator=generator, requires_grad=True)
+    wanted = (torch.rand(4, 11, generator=generator) < 0.4) & mask  # scattered, not a suffix
+    wanted[1] = False  # a row with no wanted position
+    wanted[0, 10] = True
+
+    fast = last_layer_at(decoder, embeds, mask.long(), wanted)
+    weights = torch.randn(fast.shape, generator=generator)
+    (fast * weights).sum().backward()
+    fast_grads = {n: p.grad.clone() for n, p in decoder.named_parameters() if p.grad is not None}
+    fast_embeds = embeds.grad.clone()
+    decoder.zero_grad()
+    embeds.grad = None
+
+    full = decoder(inputs_embeds=embeds, attention_mask=mask.long(), use_cache=False).last_hidden_state[wanted]
+    (full * weights).sum().backward()
+    assert fast.shape == (int(wanted.sum()), 32)
+    torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast_embeds, embeds.grad, rtol=1e-4, atol=1e-5)
+    assert set(fast_grads) == {n for n, p in decoder.named_parameters() if p.grad is not None}
+    assert len(fast_grads) == sum(1 for n, _ in decoder.named_parameters() if not n.startswith("embed_tokens"))
+    for name, grad in fast_grads.items():
+        torch.testing.assert_close(grad, dict(decoder.named_parameters())[name].grad, rtol=1e-4, atol=1e-5, msg=name)
+    assert not decoder.layers[-1]._forward_pre_hooks  # the stop hook is gone
+    assert last_layer_at(decoder, embeds, mask.long(), torch.zeros_like(wanted)).shape == (0, 32)
+
+
+def test_last_layer_at_is_used_only_where_it_knows_the_layer():
+    from macm_core.train.loss import supports_last_layer_at
+
+    decoder = _decoder("qwen2")
+    decoder.layers[-1].self_attn.sliding_window = 8
+    assert not supports_last_layer_at(decoder)
+    decoder = _decoder("qwen2")
+    decoder.config.attention_dropout = decoder.layers[-1].self_attn.attention_dropout = 0.1
+    assert supports_last_layer_at(decoder.eval()) and not supports_last_layer_at(decoder.train())
+    assert not supports_last_layer_at(nn.Sequential(nn.Linear(2, 2)))
 
 
 def test_length_groups_need_right_padding_and_a_positive_count(tmp_path):

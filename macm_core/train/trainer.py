@@ -10,7 +10,8 @@ The same code runs as one process (CPU or one GPU) and under ``accelerate launch
 ``torchrun`` with several processes (DDP, or FSDP with ``configs/fsdp_7b.yaml``):
 ``batch_size`` is per process and every process draws its own share of each step's
 batch (``dataset.batch_keys``).  Only trainable parameters reach AdamW (weight decay on
-matrices only), under linear warm-up then cosine decay.
+matrices only), under linear warm-up then cosine decay.  With ``matmul_dtype="bfloat16"``
+the linear layers multiply in bfloat16 during the loop (``precision.linear_matmuls``).
 
 Checkpoints (every ``save_every`` steps and at the end) go to
 ``output_dir/checkpoint-<step>``: ``accelerator.save_state`` (trainable weights only
@@ -46,10 +47,10 @@ from torch import nn
 
 from macm_core.cache import write_json_atomic
 from macm_core.model.tokenizer import CONDITIONINGS, placeholder_ids
+from macm_core.precision import bfloat16_matmul_is_native, linear_matmuls, matmul_dtype
 from macm_core.train.dataset import (CAPTION_FIELDS, CONDITIONING_PRESETS, CaptionDataset, ClipTexts, batch_keys,
                                      check_conditioning_probs, collate)
 from macm_core.train.loss import label_token_loss
-from macm_core.precision import bfloat16_matmul_is_native, linear_matmuls, matmul_dtype
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
