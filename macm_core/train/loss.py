@@ -9,15 +9,8 @@ gives the same number (up to float32 rounding) with less work:
 - with ``length_groups`` > 1 the rows are sorted by length and go through the decoder in
   that many groups, each cut to its own longest row instead of the batch's (a third of
   the cpu profile's positions are padding in one group, 12% in 3 groups).  The batch must be padded
-  on the right, so that cutting a row keeps all its tokens and their positions.
-
-On the cpu profile the two together make a stage-2 step about 15-30% faster (measured
-step by step against the full-logits loss, 1 and 2 threads).  Several groups mean
-several decoder forwards per optimizer step; one process and DDP handle that (the
-gradients add up before the one backward), but keep ``length_groups`` at 1 for FSDP,
-which is not tested with it.
-
-- the decoder's LAST layer, too, runs its query side only where the head does: its keys
+  on the right, so that cutting a row keeps all its tokens and their positions;
+- the decoder's last layer, too, runs its query side only where the head does: its keys
   and values are needed at every position (the label positions attend to them), but its
   queries, attention output, MLP and the final norm only at the label positions, a quarter
   of the positions on the cpu profile (``last_layer_at``).  The same function, computed on
@@ -25,6 +18,12 @@ which is not tested with it.
   decoders run the last layer on every position.  On the cpu profile (2 layers) a stage-2
   step takes 1.26x the samples/s it took with the whole last layer (median of 3 alternated
   runs of 30 steps in one process: 201 against 159; two processes at once: 199 against 142).
+
+On the cpu profile the first two together made a stage-2 step about 15-30% faster (measured
+step by step against the full-logits loss, 1 and 2 threads).  Several groups mean
+several decoder forwards per optimizer step; one process and DDP handle that (the
+gradients add up before the one backward), but keep ``length_groups`` at 1 for FSDP,
+which is not tested with it.
 
 A decoder that post-processes its logits (``final_logit_softcapping``, e.g. Gemma 2)
 gets its own forward with ``labels`` instead: the LM head alone would not give its loss.
@@ -109,7 +108,7 @@ def last_layer_at(decoder: nn.Module, inputs_embeds: torch.Tensor, attention_mas
                   wanted: torch.Tensor) -> torch.Tensor:
     """The decoder's final hidden states (after its norm) at the positions ``wanted``.
 
-    inputs_embeds (B, L, D); attention_mask (B, L), padded on the right; wanted (B, L) bool
+    inputs_embeds (B, L, D); attention_mask (B, L), 1 on tokens (either side padded); wanted (B, L) bool
     -> (N, D), N = wanted.sum(), row by row in position order (as ``hidden[wanted]``).
     Every layer but the last runs as the decoder runs it, on every position (the decoder
     builds its own mask and rotary tables; a pre-hook stops it before the last layer).
@@ -118,6 +117,8 @@ def last_layer_at(decoder: nn.Module, inputs_embeds: torch.Tensor, attention_mas
     """
     layer = decoder.layers[-1]
 
+    # the decoder's own forward up to its last layer: however this version of transformers
+    # builds masks and rotary tables, the layers before see what they always see
     def stop(module, args, kwargs):
         raise _LastLayerInput(args[0] if args else kwargs["hidden_states"], kwargs)
 
@@ -146,12 +147,10 @@ def last_layer_at(decoder: nn.Module, inputs_embeds: torch.Tensor, attention_mas
         return x.gather(1, where[..., None].expand(-1, -1, x.shape[-1]))
 
     normed = layer.input_layernorm(hidden)
-    heads = (batch, -1, attn.head_dim)
-    key = attn.k_proj(normed).view(batch, length, *heads[1:]).transpose(1, 2)  # (B, H_kv, L, d)
-    value = attn.v_proj(normed).view(batch, length, *heads[1:]).transpose(1, 2)
-    query = attn.q_proj(at(normed)).view(batch, slots, *heads[1:]).transpose(1, 2)  # (B, H, Q, d)
-    cos_k, sin_k = cos[:, None], sin[:, None]
-    key = key * cos_k + _rotate_half(key) * sin_k
+    key = attn.k_proj(normed).view(batch, length, -1, attn.head_dim).transpose(1, 2)  # (B, H_kv, L, d)
+    value = attn.v_proj(normed).view(batch, length, -1, attn.head_dim).transpose(1, 2)
+    query = attn.q_proj(at(normed)).view(batch, slots, -1, attn.head_dim).transpose(1, 2)  # (B, H, Q, d)
+    key = key * cos[:, None] + _rotate_half(key) * sin[:, None]  # rotary, as apply_rotary_pos_emb
     query = query * at(cos)[:, None] + _rotate_half(query) * at(sin)[:, None]
     positions = torch.arange(length, device=hidden.device)
     allowed = (positions <= where[..., None]) & attention_mask[:, None, :].bool()  # (B, Q, L)
