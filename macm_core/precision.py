@@ -13,8 +13,8 @@ follows the float32 loss to the second decimal.
 Why: on a CPU with AVX512-BF16 (this project's 2-core AMD EPYC), a (990, 128) x (128, 384)
 product takes 0.46 ms in bfloat16 against 1.11 ms in float32 (one thread, MKL).  What that
 buys depends on what else runs (measured on that machine):
-- vitpose-tiny's training (one process, two threads): 600 steps in 77 s against 100 s in
-  the book's build; the cpu profile sets ``pose.vitpose_tiny.matmul_dtype: bfloat16``;
+- vitpose-tiny's training (one process, two threads): 600 steps in 77-87 s against 100 s in
+  the book's builds; the cpu profile sets ``pose.vitpose_tiny.matmul_dtype: bfloat16``;
 - the caption model's stage 2, one run alone: 1.18-1.31x the samples/s of float32;
 - but the book trains two runs at once, one per core, and there the two bfloat16 runs
   made about 1.03x the samples of two float32 runs, and the build's training took longer;
