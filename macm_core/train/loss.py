@@ -33,6 +33,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.models.llama.modeling_llama import rotate_half  # Qwen2's is the same function
 
 IGNORE_INDEX = -100
 # decoder layers whose structure ``last_layer_at`` writes out (pre-norm attention with rotary
@@ -99,11 +100,6 @@ class _LastLayerInput(Exception):
         self.hidden, self.kwargs = hidden, kwargs
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    first, second = x.chunk(2, dim=-1)
-    return torch.cat((-second, first), dim=-1)
-
-
 def last_layer_at(decoder: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
                   wanted: torch.Tensor) -> torch.Tensor:
     """The decoder's final hidden states (after its norm) at the positions ``wanted``.
@@ -150,8 +146,8 @@ def last_layer_at(decoder: nn.Module, inputs_embeds: torch.Tensor, attention_mas
     key = attn.k_proj(normed).view(batch, length, -1, attn.head_dim).transpose(1, 2)  # (B, H_kv, L, d)
     value = attn.v_proj(normed).view(batch, length, -1, attn.head_dim).transpose(1, 2)
     query = attn.q_proj(at(normed)).view(batch, slots, -1, attn.head_dim).transpose(1, 2)  # (B, H, Q, d)
-    key = key * cos[:, None] + _rotate_half(key) * sin[:, None]  # rotary, as apply_rotary_pos_emb
-    query = query * at(cos)[:, None] + _rotate_half(query) * at(sin)[:, None]
+    key = key * cos[:, None] + rotate_half(key) * sin[:, None]  # rotary, as apply_rotary_pos_emb
+    query = query * at(cos)[:, None] + rotate_half(query) * at(sin)[:, None]
     positions = torch.arange(length, device=hidden.device)
     allowed = (positions <= where[..., None]) & attention_mask[:, None, :].bool()  # (B, Q, L)
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=allowed[:, None], scale=attn.scaling,
